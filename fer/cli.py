@@ -1,0 +1,87 @@
+"""Command line: ``python -m fer evaluate | zoo``.
+
+Results go to stdout (with ``--json``, exactly one JSON document); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from fer.errors import FerError
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fer.data import load_eval_split
+    from fer.evaluation import evaluate_model
+    from fer.zoo import load_model
+
+    split = load_eval_split(args.data)
+    logging.getLogger("fer").info("Evaluating %s on %d faces of %s", args.model, len(split), args.data)
+    model = load_model(args.model)
+    result = evaluate_model(model, split)
+    print(result.to_json() if args.json else result.report())
+    return 0
+
+
+def _zoo_list(args: argparse.Namespace) -> int:
+    from fer.zoo import list_entries
+
+    entries = list_entries()
+    if args.json:
+        print(json.dumps([{
+            "name": e.name, "architecture": e.architecture, "file": str(e.model_file),
+            "sha256": e.metrics.get("sha256"), "size_bytes": e.metrics.get("size_bytes"),
+            "parameters": e.metrics.get("parameters"),
+            "accuracy": e.metrics["test"]["accuracy"], "macro_f1": e.metrics["test"]["macro_f1"],
+        } for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("The zoo is empty: train a model with train.py.")
+        return 0
+    print(f"{'name':14s} {'architecture':14s} {'params':>10s} {'MB':>6s} {'accuracy':>9s} {'macro F1':>9s}")
+    for e in entries:
+        m = e.metrics
+        print(f"{e.name:14s} {e.architecture:14s} {m['parameters']:10,d} {m['size_bytes'] / 1e6:6.1f} "
+              f"{m['test']['accuracy']:9.4f} {m['test']['macro_f1']:9.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer", description="FER-2013 model zoo tools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="per-class metrics of a model on a data source's test split")
+    ev.add_argument("--model", required=True, help="zoo name, zoo entry folder or .keras file")
+    ev.add_argument("--data", required=True,
+                    help="fer2013.csv (PrivateTest), a folder with train/ and test/ (test/), or an emotion-folder tree (whole)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    ev.set_defaults(func=_evaluate)
+
+    zoo = sub.add_parser("zoo", help="the model zoo")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    zl = zoo_sub.add_parser("list", help="list the zoo's models")
+    zl.add_argument("--json", action="store_true")
+    zl.set_defaults(func=_zoo_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Logs to stderr so that --json keeps stdout to exactly one JSON document.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return args.func(args)
+    except FerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

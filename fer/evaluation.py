@@ -1,0 +1,138 @@
+"""Evaluation: accuracy, per-class precision / recall / F1 and the confusion matrix, plus plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer.data import Split
+from fer.labels import EMOTIONS, NUM_CLASSES
+
+
+@dataclass
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one model on one split; ``to_dict`` is the ``evaluate --json`` contract."""
+
+    accuracy: float
+    macro_f1: float
+    n: int
+    labels: list[str]
+    per_class: dict[str, ClassMetrics]
+    confusion_matrix: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvaluationResult":
+        d = dict(d)
+        d["per_class"] = {k: ClassMetrics(**v) for k, v in d["per_class"].items()}
+        return cls(**d)
+
+    def report(self) -> str:
+        """The classification report and confusion matrix as text."""
+        lines = [f"{'':>10s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
+        for e in self.labels:
+            m = self.per_class[e]
+            lines.append(f"{e:>10s} {m.precision:9.4f} {m.recall:9.4f} {m.f1:9.4f} {m.support:9d}")
+        lines.append(f"{'accuracy':>10s} {'':9s} {'':9s} {self.accuracy:9.4f} {self.n:9d}")
+        lines.append(f"{'macro f1':>10s} {'':9s} {'':9s} {self.macro_f1:9.4f} {self.n:9d}")
+        lines.append("")
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        lines.append(" " * 10 + " ".join(f"{e[:8]:>8s}" for e in self.labels))
+        for e, row in zip(self.labels, self.confusion_matrix):
+            lines.append(f"{e:>10s}" + " ".join(f"{v:8d}" for v in row))
+        return "\n".join(lines)
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> EvaluationResult:
+    """Metrics of predicted label ids against true ones (scikit-learn's definitions)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(NUM_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    return EvaluationResult(
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        n=int(len(y_true)),
+        labels=list(EMOTIONS),
+        per_class={e: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+                   for i, e in enumerate(EMOTIONS)},
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    )
+
+
+def predict_scores(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax scores (N, 7) of ``model`` on uint8 faces (N, 48, 48)."""
+    x = images[..., None] if images.ndim == 3 else images
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def evaluate_model(model, split: Split, batch_size: int = 256) -> EvaluationResult:
+    return compute_metrics(split.labels, predict_scores(model, split.images, batch_size).argmax(axis=1))
+
+
+def plot_confusion_matrix(result: EvaluationResult, path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(result.confusion_matrix, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(result.labels)), result.labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(result.labels)), result.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(result.labels)):
+        for j in range(len(result.labels)):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_title(title or f"accuracy {result.accuracy:.3f}, macro F1 {result.macro_f1:.3f}")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="recall (row-normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    """Loss and accuracy per epoch (train and validation), saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, [float(r[metric]) for r in rows], label="train")
+        if rows and f"val_{metric}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

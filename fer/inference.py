@@ -1,0 +1,126 @@
+"""Inference: image -> faces -> 48x48 crops -> scores per model -> result.
+
+``Recognizer`` loads the zoo's models once and scores every face with any of them, or with
+``ensemble`` (the mean of the zoo models' probabilities)::
+
+    recognizer = Recognizer.from_zoo()
+    result = recognizer.predict("photo.jpg", models=["custom_cnn"])
+    result.faces[0].scores["custom_cnn"]["happy"]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer.errors import UnknownModelError
+from fer.faces import Box, crop_face, decode_image, detect_faces
+from fer.labels import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+ENSEMBLE = "ensemble"
+MAX_FACES = 20
+"""At most this many faces (the largest) are classified per image: it caps what one request costs."""
+
+
+@dataclass
+class Face:
+    """One face: its box (None when the whole image was classified) and scores per model."""
+
+    box: Box | None
+    scores: dict[str, dict[str, float]]
+    crop: np.ndarray = field(repr=False, default=None)
+
+    def top(self, model: str) -> tuple[str, float]:
+        emotion = max(self.scores[model], key=self.scores[model].get)
+        return emotion, self.scores[model][emotion]
+
+    def to_dict(self) -> dict:
+        return {"box": self.box.to_list() if self.box else None, "scores": self.scores}
+
+
+@dataclass
+class ImageResult:
+    """Every face found in one image; ``whole_image`` when no face was detected and the image was
+    classified as one face."""
+
+    faces: list[Face]
+    image: np.ndarray = field(repr=False, default=None)
+    whole_image: bool = False
+
+    def to_dict(self) -> dict:
+        return {"faces": [f.to_dict() for f in self.faces], "whole_image": self.whole_image}
+
+
+class Recognizer:
+    """Scores faces with loaded Keras models; models load once, at construction."""
+
+    def __init__(self, models: dict[str, object]):
+        if not models:
+            raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
+        self.models = dict(models)
+        self._fns = {name: _compiled(m) for name, m in self.models.items()}
+
+    @classmethod
+    def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
+        from fer.zoo import list_entries, load_model
+
+        entries = list_entries(zoo_dir)
+        wanted = names or [e.name for e in entries]
+        return cls({name: load_model(name, zoo_dir) for name in wanted})
+
+    @property
+    def model_names(self) -> list[str]:
+        """Every loaded model, plus ``ensemble`` when there are two or more."""
+        return list(self.models) + ([ENSEMBLE] if len(self.models) > 1 else [])
+
+    def resolve(self, models: str | list[str] | None) -> list[str]:
+        if models in (None, "all"):
+            return self.model_names
+        names = [models] if isinstance(models, str) else list(models)
+        for name in names:
+            if name not in self.models and not (name == ENSEMBLE and len(self.models) > 1):
+                raise UnknownModelError(f"Unknown model {name!r}: choose from {', '.join(self.model_names)} or all.")
+        return names
+
+    def score_crops(self, crops: np.ndarray, models: str | list[str] | None = None) -> dict[str, np.ndarray]:
+        """Probabilities (N, 7) per model for uint8 faces (N, 48, 48)."""
+        names = self.resolve(models)
+        x = np.asarray(crops, dtype=np.float32)[..., None]
+        needed = set(self.models) if ENSEMBLE in names else set(names)
+        raw = {name: np.asarray(self._fns[name](x)) for name in self.models if name in needed}
+        out = {name: raw[name] for name in names if name != ENSEMBLE}
+        if ENSEMBLE in names:
+            out[ENSEMBLE] = np.mean([raw[n] for n in self.models], axis=0)
+        return out
+
+    def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,
+                max_faces: int = MAX_FACES) -> ImageResult:
+        """Find every face in ``image`` (bytes, path or array) and score it with ``models``."""
+        rgb = decode_image(image)
+        boxes = detect_faces(rgb, max_faces=max_faces)
+        whole = not boxes and whole_image_if_no_face
+        if not boxes and not whole:
+            return ImageResult([], rgb)
+        crops = np.stack([crop_face(rgb, box) for box in boxes] if boxes else [crop_face(rgb)])
+        scores = self.score_crops(crops, models)
+        faces = [
+            Face(box, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()}, crops[i])
+            for i, box in enumerate(boxes or [None])
+        ]
+        return ImageResult(faces, rgb, whole_image=whole)
+
+
+def _compiled(model):
+    """A traced inference function: much cheaper per call than ``model.predict``."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def infer(x):
+        return model(x, training=False)
+
+    return infer

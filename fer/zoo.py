@@ -1,0 +1,241 @@
+"""The model zoo: one folder per trained model, data not code.
+
+An entry ``model_zoo/<name>/`` holds ``model.keras``, ``metrics.json`` (test and validation scores,
+training cost, sha256 of the weights), ``config.json`` (the run that made it), ``confusion_matrix.png``,
+``training_curves.png`` and ``README.md`` (a Hugging Face model card). Entries are written to a
+temporary folder and renamed into place, so a crash never leaves half an entry; folders whose names
+start with ``.`` are never listed or loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer.errors import UnknownModelError, ZooError
+from fer.evaluation import EvaluationResult, plot_confusion_matrix
+from fer.labels import EMOTIONS, IMAGE_SIZE
+
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_zoo_dir() -> Path:
+    """``$FER_ZOO_DIR`` if set, else the ``model_zoo/`` folder beside this package."""
+    return Path(os.environ.get("FER_ZOO_DIR", REPO_ROOT / "model_zoo"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ZooEntry:
+    """A model in the zoo, as read from its folder."""
+
+    name: str
+    path: Path
+    metrics: dict
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def architecture(self) -> str:
+        return self.metrics.get("architecture", self.name)
+
+    @property
+    def test(self) -> EvaluationResult:
+        return EvaluationResult.from_dict(self.metrics["test"])
+
+    def verify(self) -> None:
+        """Refuse weights whose sha256 differs from the one recorded at export."""
+        expected = self.metrics.get("sha256")
+        if not self.model_file.is_file():
+            raise ZooError(f"Zoo entry {self.path} has no {MODEL_FILE}: re-export it with train.py.")
+        actual = sha256_of(self.model_file)
+        if expected != actual:
+            raise ZooError(f"{self.model_file} does not match its recorded sha256 ({actual[:12]}... != "
+                           f"{str(expected)[:12]}...): the file is corrupt or was replaced. Restore it "
+                           "(git checkout / re-download) or re-export the entry.")
+
+
+def read_entry(path: Path) -> ZooEntry:
+    metrics_path = path / METRICS_FILE
+    if not metrics_path.is_file():
+        raise ZooError(f"{path} is not a zoo entry: it has no {METRICS_FILE}.")
+    metrics = json.loads(metrics_path.read_text())
+    return ZooEntry(name=metrics.get("name", path.name), path=path, metrics=metrics)
+
+
+def list_entries(zoo_dir: Path | None = None) -> list[ZooEntry]:
+    """Complete entries in the zoo, by name; hidden (temporary) folders are ignored."""
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    if not zoo_dir.is_dir():
+        return []
+    entries = []
+    for child in sorted(zoo_dir.iterdir()):
+        if child.is_dir() and not child.name.startswith(".") and (child / METRICS_FILE).is_file() \
+                and (child / MODEL_FILE).is_file():
+            entries.append(read_entry(child))
+    return entries
+
+
+def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
+    """A model file for a zoo name, an entry folder or a model file path."""
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    candidate = Path(model)
+    if candidate.is_file():
+        return candidate
+    if candidate.is_dir():
+        read_entry(candidate).verify()
+        return candidate / MODEL_FILE
+    entry_dir = zoo_dir / model
+    if not model.startswith(".") and (entry_dir / METRICS_FILE).is_file():
+        read_entry(entry_dir).verify()
+        return entry_dir / MODEL_FILE
+    names = [e.name for e in list_entries(zoo_dir)]
+    raise UnknownModelError(f"No model named {model!r}: use a zoo entry ({', '.join(names) or 'the zoo is empty'}), "
+                            "an entry folder or a .keras file.")
+
+
+def load_model(model: str, zoo_dir: Path | None = None):
+    """Load a Keras model by zoo name or path, with Keras safe mode on."""
+    import keras
+
+    import fer.models  # noqa: F401  registers the package's custom layers
+
+    path = resolve_model_path(model, zoo_dir)
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, run_dir: Path,
+                 train_seconds: float) -> Path:
+    """Write ``<zoo_dir>/<name>/`` atomically and return its path."""
+    name = config.run_name
+    zoo_dir = Path(config.zoo_dir)
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=zoo_dir))
+    try:
+        model.save(tmp / MODEL_FILE)
+        plot_confusion_matrix(test, tmp / "confusion_matrix.png", title=f"{name} on the test split")
+        if (run_dir / "training_curves.png").exists():
+            shutil.copy(run_dir / "training_curves.png", tmp / "training_curves.png")
+        if (run_dir / "history.csv").exists():
+            shutil.copy(run_dir / "history.csv", tmp / "history.csv")
+        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        with open(run_dir / "history.csv") as f:
+            epochs_run = sum(1 for _ in f) - 1
+        metrics = {
+            "name": name,
+            "architecture": config.architecture,
+            "parameters": int(model.count_params()),
+            "sha256": sha256_of(tmp / MODEL_FILE),
+            "size_bytes": (tmp / MODEL_FILE).stat().st_size,
+            "tta": config.tta,
+            "data": config.data,
+            "epochs": epochs_run,
+            "train_seconds": round(train_seconds, 1),
+            "test": test.to_dict(),
+            "validation": val.to_dict(),
+        }
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(metrics, config))
+        final = zoo_dir / name
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=zoo_dir))
+            os.replace(final, old / name)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def model_card(metrics: dict, config) -> str:
+    """A Hugging Face model card (YAML metadata + markdown) for an entry."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    name = metrics["name"]
+    test = EvaluationResult.from_dict(metrics["test"])
+    dataset = dict(dataset_type="fer2013", dataset_name="FER-2013", dataset_split="PublicTest")
+    task = dict(task_type="image-classification", task_name="Facial expression recognition")
+    data = ModelCardData(
+        library_name="keras",
+        pipeline_tag="image-classification",
+        datasets=["fer2013"],
+        license="mit",
+        tags=["facial-expression-recognition", "emotion", "fer2013", "keras", config.architecture],
+        model_name=name,
+        eval_results=[
+            EvalResult(**task, **dataset, metric_type="accuracy", metric_name="Accuracy", metric_value=round(test.accuracy, 4)),
+            EvalResult(**task, **dataset, metric_type="f1", metric_name="Macro F1", metric_value=round(test.macro_f1, 4)),
+        ],
+    )
+    rows = "\n".join(
+        f"| {e} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | {m.support} |"
+        for e, m in test.per_class.items())
+    hours = metrics["train_seconds"] / 3600
+    tta = "the mean of the scores of the face and its mirror image (flip test-time augmentation, built into the saved model)" \
+        if metrics["tta"] == "flip" else "a single forward pass"
+    c = config.to_dict()
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {name}: facial expression recognition on FER-2013
+
+`{config.architecture}` trained from scratch on FER-2013 by this project's `train.py`. It takes a
+{IMAGE_SIZE}x{IMAGE_SIZE} grayscale face (raw 0-255 pixels; preprocessing is inside the model) and returns
+probabilities for {", ".join(EMOTIONS)}. Each prediction is {tta}.
+
+## Results on the FER-2013 PublicTest split ({test.n} faces)
+
+Accuracy **{test.accuracy:.4f}**, macro F1 **{test.macro_f1:.4f}**. Checkpoint chosen on a seeded,
+stratified {c['val_fraction']:.0%} validation slice of the training set (validation accuracy
+{metrics['validation']['accuracy']:.4f}); the test split was used for this report only.
+
+| emotion | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+![confusion matrix](confusion_matrix.png)
+
+![training curves](training_curves.png)
+
+Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer2013`
+
+## Training
+
+{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU; {metrics['parameters']:,} parameters.
+AdamW (peak learning rate {c['learning_rate']}, {c['schedule']} schedule, weight decay {c['weight_decay']}),
+batch {c['batch_size']}, label smoothing {c['label_smoothing']}, class weights `{c['class_weight']}`,
+oversampling {c['oversample'] or 'off'}, augmentation {json.dumps(c['augment'])}, seed {c['seed']}.
+The full config is in `config.json`, the per-epoch history in `history.csv`.
+
+Reproduce the model: `python train.py --arch {config.architecture} --data PATH/TO/fer2013 --epochs {c['epochs']}`
+
+## Intended use and limits
+
+For research, teaching and demos of facial expression recognition. FER-2013 is mostly frontal faces
+of adults scraped from the web, with noisy labels (human accuracy is about 65%); expect worse results on
+children, profile views, occlusions and faces unlike that data. A facial expression is not a feeling:
+the model scores how a face looks, not what a person feels. Do not use it for decisions about people
+(hiring, policing, health, education, surveillance).
+"""
+    ModelCard(content)  # fails loudly if the metadata does not parse
+    return content

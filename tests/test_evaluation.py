@@ -1,0 +1,42 @@
+import json
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from fer.evaluation import EvaluationResult, compute_metrics, plot_confusion_matrix
+from fer.labels import EMOTIONS
+
+
+def test_metrics_match_scikit_learn_on_known_predictions():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 7, 300)
+    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 7, 300))
+    r = compute_metrics(y_true, y_pred)
+    assert r.accuracy == accuracy_score(y_true, y_pred)
+    assert np.isclose(r.macro_f1, f1_score(y_true, y_pred, average="macro"))
+    p, rec, f, s = precision_recall_fscore_support(y_true, y_pred, labels=range(7))
+    for i, e in enumerate(EMOTIONS):
+        assert np.isclose(r.per_class[e].precision, p[i])
+        assert np.isclose(r.per_class[e].recall, rec[i])
+        assert np.isclose(r.per_class[e].f1, f[i])
+        assert r.per_class[e].support == s[i]
+    assert r.confusion_matrix == confusion_matrix(y_true, y_pred).tolist()
+    assert r.n == 300 and r.labels == list(EMOTIONS)
+
+
+def test_hand_computed_case():
+    r = compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
+    assert r.accuracy == 0.75
+    assert r.per_class["angry"].recall == 0.5
+    assert np.isclose(r.per_class["disgust"].precision, 2 / 3)
+    assert r.per_class["fear"].support == 0
+
+
+def test_json_round_trip_and_report(tmp_path):
+    r = compute_metrics(np.array([0, 3, 3, 6]), np.array([0, 3, 6, 6]))
+    d = json.loads(r.to_json())
+    assert set(d) == {"accuracy", "macro_f1", "n", "labels", "per_class", "confusion_matrix"}
+    assert EvaluationResult.from_dict(d) == r
+    assert "happy" in r.report() and "confusion matrix" in r.report()
+    plot_confusion_matrix(r, tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").stat().st_size > 1000

@@ -1,0 +1,36 @@
+import keras
+import numpy as np
+import pytest
+
+from fer.errors import UnknownModelError
+from fer.labels import NUM_CLASSES
+from fer.models import ARCHITECTURES, build_model, with_flip_tta
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_each_architecture_builds_and_takes_a_training_step(name):
+    model = build_model(name)
+    assert model.input_shape == (None, 48, 48, 1)
+    assert model.output_shape == (None, NUM_CLASSES)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=False)
+    x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("uint8")
+    y = keras.utils.to_categorical([0, 1, 2, 3], NUM_CLASSES)
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    scores = model.predict(x, verbose=0)
+    np.testing.assert_allclose(scores.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_unknown_architecture_names_the_choices():
+    with pytest.raises(UnknownModelError, match="custom_cnn"):
+        build_model("alexnet")
+
+
+def test_flip_tta_is_the_mean_over_the_mirror_image():
+    model = build_model("custom_cnn")
+    tta = with_flip_tta(model)
+    x = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)

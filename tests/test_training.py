@@ -1,0 +1,86 @@
+"""Training really learns, train.py writes a zoo entry end to end, and runs resume."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, synthetic_faces
+from fer.data import Dataset, Split
+from fer.training import TrainConfig, fit, make_dataset
+
+
+def _dataset(n_train=40, n_val=8):
+    x, y = synthetic_faces(n_train, seed=0)
+    xv, yv = synthetic_faces(n_val, seed=1)
+    return Dataset("synthetic", "folders", Split("train", x, y), Split("val", xv, yv), Split("test", xv, yv))
+
+
+def test_custom_cnn_learns_a_synthetic_task(tmp_path):
+    config = TrainConfig(output=str(tmp_path), epochs=6, batch_size=32, learning_rate=3e-3, warmup_epochs=0,
+                         class_weight="balanced")
+    model = fit(config, _dataset())
+    with open(tmp_path / "custom_cnn" / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert float(history[-1]["loss"]) < float(history[0]["loss"])
+    xv, yv = synthetic_faces(8, seed=1)
+    accuracy = (model.predict(xv[..., None], verbose=0).argmax(1) == yv).mean()
+    assert accuracy > 0.6, f"chance is 0.14, got {accuracy:.2f}"
+
+
+def test_pipeline_batches_one_hot_floats():
+    x, y = synthetic_faces(2)
+    xb, yb = next(iter(make_dataset(x, y, 5)))
+    assert xb.shape == (5, 48, 48, 1) and xb.dtype.name == "float32"
+    assert yb.shape == (5, 7)
+    np.testing.assert_array_equal(np.asarray(yb).argmax(1), y[:5])
+
+
+def _train(args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_folders, tmp_path):
+    zoo, runs = tmp_path / "zoo", tmp_path / "runs"
+    args = ["--data", str(synthetic_folders), "--epochs", "2", "--batch-size", "32", "--output", str(runs),
+            "--zoo-dir", str(zoo), "--name", "tiny", "--lr", "3e-3", "--warmup-epochs", "0"]
+    done = _train(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    entry = zoo / "tiny"
+    for name in ("model.keras", "metrics.json", "confusion_matrix.png", "training_curves.png", "README.md",
+                 "config.json", "history.csv"):
+        assert (entry / name).is_file(), name
+    assert not [p for p in zoo.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    metrics = json.loads((entry / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+
+    out = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model", str(entry), "--data",
+                          str(synthetic_folders), "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)  # stdout is exactly one JSON object
+    assert result["n"] == 70
+    assert set(result["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
+    assert np.array(result["confusion_matrix"]).sum() == 70
+    assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert result["macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
+
+    # The same run again without --resume is refused; with --resume and more epochs it continues.
+    again = _train(args, tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    more = _train([*args, "--resume"], tmp_path)
+    assert more.returncode == 0, more.stderr[-3000:]
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path):
+    data = _dataset(10, 4)
+    config = TrainConfig(output=str(tmp_path), epochs=2, batch_size=32, warmup_epochs=0)
+    fit(config, data)
+    config.epochs = 3
+    fit(config, data, resume=True)
+    with open(tmp_path / "custom_cnn" / "history.csv") as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == [0, 1, 2], "resume must start after the last finished epoch"

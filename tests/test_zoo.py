@@ -1,0 +1,89 @@
+"""Zoo entries: atomic export, integrity check, model cards that the Hub can parse."""
+
+import json
+
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+
+from conftest import FER2013, REPO, needs_fer2013, synthetic_faces
+from fer.errors import UnknownModelError, ZooError
+from fer.evaluation import compute_metrics
+from fer.models import build_model
+from fer.training import TrainConfig
+from fer.zoo import export_entry, list_entries, load_model, resolve_model_path
+
+
+@pytest.fixture()
+def entry(tmp_path):
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
+    config = TrainConfig(name="tiny", zoo_dir=str(tmp_path / "zoo"), output=str(tmp_path / "runs"))
+    result = compute_metrics(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 2]))
+    return export_entry(build_model("custom_cnn"), config, result, result, run_dir, train_seconds=12.0)
+
+
+def test_exported_entry_lists_loads_and_predicts(entry):
+    entries = list_entries(entry.parent)
+    assert [e.name for e in entries] == ["tiny"]
+    assert entries[0].metrics["parameters"] > 100_000
+    model = load_model("tiny", zoo_dir=entry.parent)
+    x, _ = synthetic_faces(1)
+    assert model.predict(x[..., None], verbose=0).shape == (7, 7)
+
+
+def test_model_card_metadata_parses_with_huggingface_hub(entry):
+    card = ModelCard.load(entry / "README.md")
+    assert card.data.library_name == "keras"
+    assert card.data.pipeline_tag == "image-classification"
+    assert "fer2013" in card.data.datasets
+    metrics = {m["type"]: m["value"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
+    saved = json.loads((entry / "metrics.json").read_text())["test"]
+    assert metrics == {"accuracy": round(saved["accuracy"], 4), "f1": round(saved["macro_f1"], 4)}
+    assert "not a feeling" in card.text
+
+
+def test_tampered_weights_are_refused(entry):
+    with open(entry / "model.keras", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ZooError, match="sha256"):
+        load_model("tiny", zoo_dir=entry.parent)
+
+
+def test_half_written_entries_are_never_listed(entry):
+    hidden = entry.parent / ".other.tmp-123"
+    hidden.mkdir()
+    (hidden / "metrics.json").write_text("{}")
+    (entry.parent / "no_model").mkdir()
+    (entry.parent / "no_model" / "metrics.json").write_text("{}")
+    assert [e.name for e in list_entries(entry.parent)] == ["tiny"]
+    with pytest.raises(UnknownModelError, match="tiny"):
+        resolve_model_path(".other.tmp-123", zoo_dir=entry.parent)
+
+
+def test_export_replaces_an_existing_entry(entry, tmp_path):
+    config = TrainConfig(name="tiny", zoo_dir=str(entry.parent))
+    result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
+    export_entry(build_model("custom_cnn"), config, result, result, tmp_path / "runs" / "tiny", train_seconds=1)
+    assert json.loads((entry / "metrics.json").read_text())["test"]["accuracy"] == 1.0
+    assert [p.name for p in entry.parent.iterdir()] == ["tiny"]
+
+
+def _shipped():
+    return [e.name for e in list_entries(REPO / "model_zoo")]
+
+
+@needs_fer2013
+@pytest.mark.parametrize("name", _shipped() or [pytest.param("none", marks=pytest.mark.skip("zoo is empty"))])
+def test_shipped_model_reproduces_its_card(name):
+    """The numbers in metrics.json and the card are what evaluate computes today."""
+    from fer.data import load_eval_split
+    from fer.evaluation import evaluate_model
+
+    entry = next(e for e in list_entries(REPO / "model_zoo") if e.name == name)
+    result = evaluate_model(load_model(name, zoo_dir=REPO / "model_zoo"), load_eval_split(FER2013))
+    assert result.accuracy == pytest.approx(entry.metrics["test"]["accuracy"], abs=1e-4)
+    assert result.macro_f1 == pytest.approx(entry.metrics["test"]["macro_f1"], abs=1e-4)
+    card = ModelCard.load(entry.path / "README.md")
+    assert f"{result.accuracy:.4f}" in card.text
