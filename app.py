@@ -1,0 +1,184 @@
+"""Gradio demo: find every face in a photo and score seven emotions with the zoo's models.
+
+    python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
+
+This file only wires Gradio components to library calls; everything it shows is computed in ``fer``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from fer.errors import FerError
+from fer.inference import ENSEMBLE, Recognizer
+from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, sorted_scores
+from fer.zoo import list_entries
+
+ENTRIES = list_entries()
+RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
+MODELS = RECOGNIZER.model_names
+DEFAULT_MODEL = ENSEMBLE if ENSEMBLE in MODELS else MODELS[0]
+ACCURACIES = {e.name: e.metrics["test"]["accuracy"] for e in ENTRIES}
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+EXAMPLES = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR)) if os.path.isdir(EXAMPLES_DIR) else []
+
+
+def _analyze(image, whole_image: bool):
+    if image is None:
+        raise gr.Error("Upload a photo, take one with the webcam or paste one first.")
+    try:
+        return RECOGNIZER.predict(image, models="all", whole_image_if_no_face=whole_image)
+    except FerError as e:
+        raise gr.Error(str(e)) from None
+
+
+def _face_view(result, model: str, index: int):
+    if result is None or not result.faces:
+        return {}, None
+    face = result.faces[min(index, len(result.faces) - 1)]
+    return sorted_scores(face, model), compare_figure(face, ACCURACIES)
+
+
+def analyze(image, model: str, whole_image: bool):
+    """UI handler: annotated photo, face crops, face picker, scores, comparison, status."""
+    result = _analyze(image, whole_image)
+    if not result.faces:
+        message = ("No face found. Tick **Classify the whole image as one face** to score it anyway "
+                   "(useful for pre-cropped faces such as FER-2013's).")
+        return result.image, [], gr.update(choices=[], value=None), {}, None, message, None
+    names = [f"Face {i + 1}" for i in range(len(result.faces))]
+    crops = [(enlarge(f.crop), f"{n}: {f.top(model)[0]}") for n, f in zip(names, result.faces)]
+    scores, figure = _face_view(result, model, 0)
+    note = "No face was detected; the whole image was classified as one face." if result.whole_image else \
+        f"Found {len(result.faces)} face{'s' * (len(result.faces) > 1)}."
+    return (annotate(result, model), crops, gr.update(choices=names, value=names[0]), scores, figure, note, result)
+
+
+def select_face(result, model: str, face_name: str | None):
+    index = int(face_name.split()[-1]) - 1 if face_name else 0
+    return _face_view(result, model, index)
+
+
+def switch_model(result, model: str, face_name: str | None):
+    if result is None or not result.faces:
+        return None, {}, None
+    scores, figure = select_face(result, model, face_name)
+    return annotate(result, model), scores, figure
+
+
+def explain(result, model: str, face_name: str | None):
+    from fer.explain import grad_cam, overlay
+
+    if result is None or not result.faces:
+        raise gr.Error("Analyze a photo with at least one face first.")
+    names = [model] if model != ENSEMBLE else list(RECOGNIZER.models)
+    face = result.faces[int(face_name.split()[-1]) - 1 if face_name else 0]
+    images = []
+    for name in names:
+        try:
+            cam, cls = grad_cam(RECOGNIZER.models[name], face.crop)
+        except FerError as e:
+            gr.Warning(str(e))
+            continue
+        from fer.labels import EMOTIONS
+
+        images.append((overlay(face.crop, cam), f"{name}: {EMOTIONS[cls]}"))
+    return images
+
+
+def live(frame, model: str):
+    """Webcam stream handler: boxes and the largest face's scores, updated as the face changes."""
+    if frame is None:
+        return None, {}
+    try:
+        result = RECOGNIZER.predict(frame, models=[model])
+    except FerError:
+        return frame, {}
+    if not result.faces:
+        return result.image, {}
+    return annotate(result, model), sorted_scores(result.faces[0], model)
+
+
+def predict_api(image: str, model: str = DEFAULT_MODEL) -> list[dict]:
+    """Every face in the image, with its box [x, y, w, h] and the seven scores of ``model``."""
+    try:
+        result = RECOGNIZER.predict(image, models=[model])
+    except FerError as e:
+        raise gr.Error(str(e)) from None
+    return [{"box": f.box.to_list(), "scores": f.scores[model]} for f in result.faces]
+
+
+def compare_api(image: str) -> list[dict]:
+    """For each face, every model's seven scores."""
+    try:
+        result = RECOGNIZER.predict(image, models="all")
+    except FerError as e:
+        raise gr.Error(str(e)) from None
+    return [f.to_dict() for f in result.faces]
+
+
+with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
+    gr.Markdown("# Facial emotion recognition\nUpload a photo, take one with the webcam or paste one: every face "
+                "is found and scored for seven emotions by models trained on FER-2013. A facial expression "
+                "is not a feeling; see the model cards for limits.")
+    state = gr.State(None)
+    with gr.Tab("Photo"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Photo")
+                model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
+                whole_in = gr.Checkbox(False, label="Classify the whole image as one face if none is found")
+                run_btn = gr.Button("Analyze", variant="primary")
+                if EXAMPLES:
+                    gr.Examples(EXAMPLES, inputs=image_in)
+            with gr.Column(scale=1):
+                annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False)
+                status_out = gr.Markdown()
+                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height=180)
+        with gr.Row():
+            face_in = gr.Dropdown([], label="Face", interactive=True)
+            scores_out = gr.Label(num_top_classes=7, label="Scores (selected model)")
+        compare_out = gr.Plot(label="All models on the selected face")
+        with gr.Row():
+            explain_btn = gr.Button("Explain (Grad-CAM)")
+        explain_out = gr.Gallery(label="Grad-CAM: where the model looked", columns=4, height=240)
+
+    with gr.Tab("Live webcam"):
+        with gr.Row():
+            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+            with gr.Column():
+                live_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model")
+                live_img = gr.Image(label="Faces", interactive=False)
+                live_scores = gr.Label(num_top_classes=7, label="Largest face")
+    with gr.Tab("Model zoo"):
+        headers, rows = leaderboard_rows(ENTRIES)
+        gr.Markdown("Test split of FER-2013 (PublicTest, 3,589 faces). Rerun any number with "
+                    "`python -m fer evaluate --model NAME --data PATH`.")
+        gr.Dataframe(value=rows, headers=headers, interactive=False, label="Leaderboard")
+        gr.Gallery([(str(e.path / "confusion_matrix.png"), e.name) for e in ENTRIES
+                    if (e.path / "confusion_matrix.png").exists()], label="Confusion matrices", columns=3)
+
+    outputs = [annotated_out, crops_out, face_in, scores_out, compare_out, status_out, state]
+    run_btn.click(analyze, [image_in, model_in, whole_in], outputs, api_visibility="private")
+    face_in.change(select_face, [state, model_in, face_in], [scores_out, compare_out], api_visibility="private")
+    model_in.change(switch_model, [state, model_in, face_in], [annotated_out, scores_out, compare_out],
+                    api_visibility="private")
+    explain_btn.click(explain, [state, model_in, face_in], explain_out, api_visibility="private")
+    live_in.stream(live, [live_in, live_model], [live_img, live_scores], stream_every=0.5, time_limit=120,
+                   api_visibility="private")
+
+    # Named API endpoints (see the README for a gradio_client snippet).
+    with gr.Row(visible=False):
+        api_image = gr.File(type="filepath")
+        api_model = gr.Dropdown(MODELS, value=DEFAULT_MODEL)
+        api_out = gr.JSON()
+    api_image.upload(predict_api, [api_image, api_model], api_out, api_name="predict")
+    api_model.input(compare_api, [api_image], api_out, api_name="compare")
+
+demo.queue(max_size=64, default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

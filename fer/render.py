@@ -1,0 +1,82 @@
+"""What the demo shows, computed without a browser: annotated photos, comparison charts, the leaderboard."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fer.inference import Face, ImageResult
+from fer.labels import EMOTIONS
+
+BOX_COLOURS = [(46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182), (26, 188, 156)]
+
+
+def annotate(result: ImageResult, model: str) -> np.ndarray:
+    """The image with each face's box, number and top emotion under ``model`` drawn on it."""
+    image = result.image.copy()
+    thickness = max(2, round(max(image.shape[:2]) / 400))
+    scale = max(0.5, max(image.shape[:2]) / 1000)
+    for i, face in enumerate(result.faces):
+        if face.box is None:
+            continue
+        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
+        b = face.box
+        cv2.rectangle(image, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
+        emotion, p = face.top(model)
+        text = f"{i + 1}: {emotion} {p:.0%}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        y = max(b.y, th + base + 2)
+        cv2.rectangle(image, (b.x, y - th - base - 2), (b.x + tw + 4, y), colour, -1)
+        cv2.putText(image, text, (b.x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
+                    cv2.LINE_AA)
+    return image
+
+
+def enlarge(crop: np.ndarray, size: int = 144) -> np.ndarray:
+    """A 48x48 face crop scaled up for display."""
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST)
+
+
+def sorted_scores(face: Face, model: str) -> dict[str, float]:
+    return dict(sorted(face.scores[model].items(), key=lambda kv: kv[1], reverse=True))
+
+
+def compare_figure(face: Face, accuracies: dict[str, float] | None = None):
+    """Grouped bar chart: every model's seven scores for one face (legend shows test accuracy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(face.scores)
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(EMOTIONS))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for k, model in enumerate(models):
+        acc = (accuracies or {}).get(model)
+        label = f"{model} (test acc {acc:.1%})" if acc is not None else model
+        ax.bar(x + (k - (len(models) - 1) / 2) * width, [face.scores[model][e] for e in EMOTIONS], width,
+               label=label)
+    ax.set_xticks(x, EMOTIONS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def leaderboard_rows(entries) -> tuple[list[str], list[list]]:
+    """Headers and rows of the zoo leaderboard, best accuracy first, from each entry's metrics.json."""
+    headers = ["model", "architecture", "accuracy", "macro F1", *[f"F1 {e}" for e in EMOTIONS],
+               "parameters", "size (MB)", "CPU latency (ms)"]
+    rows = []
+    for e in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True):
+        m = e.metrics
+        test = m["test"]
+        latency = m.get("latency_ms")
+        rows.append([e.name, e.architecture, round(test["accuracy"], 4), round(test["macro_f1"], 4),
+                     *[round(test["per_class"][em]["f1"], 3) for em in EMOTIONS],
+                     m["parameters"], round(m["size_bytes"] / 1e6, 1),
+                     round(latency, 2) if latency is not None else None])
+    return headers, rows
