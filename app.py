@@ -127,19 +127,21 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column(scale=1):
-                image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Photo")
+                image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Photo",
+                                    elem_id="photo-input")
                 model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
                 whole_in = gr.Checkbox(False, label="Classify the whole image as one face if none is found")
-                run_btn = gr.Button("Analyze", variant="primary")
+                run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 if EXAMPLES:
                     gr.Examples(EXAMPLES, inputs=image_in)
             with gr.Column(scale=1):
-                annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False)
-                status_out = gr.Markdown()
-                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height=180)
+                annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False, elem_id="annotated")
+                status_out = gr.Markdown(elem_id="status")
+                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height=200,
+                                       object_fit="contain")
         with gr.Row():
             face_in = gr.Dropdown([], label="Face", interactive=True)
-            scores_out = gr.Label(num_top_classes=7, label="Scores (selected model)")
+            scores_out = gr.Label(num_top_classes=7, label="Scores (selected model)", elem_id="scores")
         compare_out = gr.Plot(label="All models on the selected face")
         with gr.Row():
             explain_btn = gr.Button("Explain (Grad-CAM)")
@@ -147,11 +149,11 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
 
     with gr.Tab("Live webcam"):
         with gr.Row():
-            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-input")
             with gr.Column():
                 live_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model")
                 live_img = gr.Image(label="Faces", interactive=False)
-                live_scores = gr.Label(num_top_classes=7, label="Largest face")
+                live_scores = gr.Label(num_top_classes=7, label="Largest face", elem_id="live-scores")
     with gr.Tab("Model zoo"):
         headers, rows = leaderboard_rows(ENTRIES)
         gr.Markdown("Test split of FER-2013 (PublicTest, 3,589 faces). Rerun any number with "

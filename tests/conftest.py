@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -66,3 +70,57 @@ def synthetic_folders(tmp_path_factory) -> Path:
     x, y = synthetic_faces(10, seed=2)
     write_tree(root / "test", x, y)
     return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_zoo(tmp_path_factory):
+    """Two small untrained models exported as zoo entries (the app needs no trained weights to be tested)."""
+    import keras
+
+    from fer.evaluation import compute_metrics
+    from fer.models import build_model, with_flip_tta
+    from fer.training import TrainConfig
+    from fer.zoo import export_entry
+
+    root = tmp_path_factory.mktemp("app")
+    run_dir = root / "runs"
+    run_dir.mkdir()
+    (run_dir / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
+    result = compute_metrics(np.arange(7), np.arange(7))
+    for seed, name in [(0, "alpha"), (1, "beta")]:
+        keras.utils.set_random_seed(seed)
+        config = TrainConfig(name=name, zoo_dir=str(root / "zoo"))
+        export_entry(with_flip_tta(build_model("custom_cnn")), config, result, result, run_dir, train_seconds=1)
+    return root / "zoo"
+
+
+@pytest.fixture(scope="session")
+def app_server(app_zoo, tmp_path_factory):
+    """app.py on a free local port, serving a zoo of two small untrained models."""
+    port = _free_port()
+    env = {**os.environ, "FER_ZOO_DIR": str(app_zoo), "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(tmp_path_factory.mktemp("log") / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, open(log.name).read()[-3000:]
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app.py did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)

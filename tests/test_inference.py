@@ -63,3 +63,27 @@ def test_leaderboard_rows_from_metrics():
     headers, rows = leaderboard_rows(entries)
     assert [r[0] for r in rows] == ["y", "x"]
     assert len(headers) == len(rows[0])
+
+
+def test_grad_cam_highlights_the_informative_region():
+    """A model trained on the synthetic bar task should look at the bar, not the background."""
+    from fer.augment import AugmentConfig
+    from fer.data import Dataset, Split
+    from fer.explain import grad_cam, overlay
+    from fer.training import TrainConfig, fit
+
+    x, y = synthetic_faces(30, seed=0)
+    data = Dataset("s", "folders", Split("train", x, y), Split("val", x[::5], y[::5]), Split("test", x[:7], y[:7]))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        still = AugmentConfig(flip=True, rotation=0, shift=0, zoom=0, brightness=0, contrast=0)
+        model = fit(TrainConfig(output=tmp, epochs=4, batch_size=8, learning_rate=2e-3, warmup_epochs=0,
+                                augment=still), data)
+    face = x[y == 3][0]  # bar in rows ~21-25
+    cam, cls = grad_cam(with_flip_tta(model), face, class_index=3)
+    assert cam.shape == (48, 48) and 0 <= cam.min() and cam.max() <= 1
+    assert cls == 3
+    band = cam[18:30].mean()
+    assert band > cam[:12].mean() and band > cam[-12:].mean()
+    assert overlay(face, cam).shape == (192, 192, 3)

@@ -87,3 +87,16 @@ def test_shipped_model_reproduces_its_card(name):
     assert result.macro_f1 == pytest.approx(entry.metrics["test"]["macro_f1"], abs=1e-4)
     card = ModelCard.load(entry.path / "README.md")
     assert f"{result.accuracy:.4f}" in card.text
+
+
+def test_zoo_list_json_on_the_command_line(entry):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "fer", "zoo", "list", "--json"], capture_output=True, text=True,
+                         env={**os.environ, "FER_ZOO_DIR": str(entry.parent)}, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert [e["name"] for e in listed] == ["tiny"]
+    assert listed[0]["sha256"] == json.loads((entry / "metrics.json").read_text())["sha256"]

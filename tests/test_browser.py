@@ -1,0 +1,87 @@
+"""A real browser: headless Chromium (Debian's package) driven by Playwright against app.py.
+
+Screenshots are kept in test-artifacts/ for a person to look at.
+"""
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import PHOTOS, REPO, needs_photos
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = REPO / "test-artifacts"
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium; see .ci/run)"),
+]
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def _fake_camera(image_path: Path, out: Path, w: int = 640, h: int = 480, frames: int = 20) -> Path:
+    """A Y4M video of a still photo (letterboxed), for Chromium's fake capture device."""
+    image = cv2.imread(str(image_path))
+    scale = min(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, (int(image.shape[1] * scale) // 2 * 2, int(image.shape[0] * scale) // 2 * 2))
+    canvas = np.full((h, w, 3), 200, np.uint8)
+    y, x = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
+    canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+    yuv = cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(out, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return out
+
+
+def _open(pw, url: str, extra_flags=()):
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + list(extra_flags))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#analyze", timeout=60_000)
+    return browser, page
+
+
+@needs_photos
+def test_upload_a_photo_and_see_faces_and_scores(app_server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser, page = _open(pw, app_server)
+        try:
+            page.locator("#photo-input input[type=file]").set_input_files(str(PHOTOS / "couple.jpg"))
+            page.wait_for_selector("#photo-input img", timeout=30_000)
+            page.click("#analyze")
+            page.wait_for_selector("#status:has-text('Found 2 faces')", timeout=60_000)
+            page.wait_for_selector("#annotated img", timeout=30_000)
+            scores = page.locator("#scores").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all(emotion in scores for emotion in ("angry", "happy", "neutral"))
+    assert "%" in scores
+
+
+def test_live_webcam_streams_scores(app_server, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    video = _fake_camera(REPO / "examples" / "fer2013_test_1_happy_surprise.jpg", tmp_path / "camera.y4m")
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-video-capture={video}"]
+    with playwright.sync_playwright() as pw:
+        browser, page = _open(pw, app_server, flags)
+        try:
+            page.get_by_role("tab", name="Live webcam").click()
+            page.locator("#live-input [title='grant webcam access'] button").click()
+            page.locator("#live-input button[aria-label='capture photo']").click(timeout=30_000)
+            page.wait_for_function(
+                "() => /\\d+%/.test(document.querySelector('#live-scores')?.innerText || '')", timeout=60_000)
+            scores = page.locator("#live-scores").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "live_webcam.png"), full_page=True)
+        finally:
+            browser.close()
+    assert "surprise" in scores and "%" in scores
