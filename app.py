@@ -19,7 +19,7 @@ from fer.zoo import list_entries
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
 MODELS = RECOGNIZER.model_names
-DEFAULT_MODEL = ENSEMBLE if ENSEMBLE in MODELS else MODELS[0]
+DEFAULT_MODEL = ENSEMBLE if len(RECOGNIZER.models) > 1 else MODELS[0]
 ACCURACIES = {e.name: e.metrics["test"]["accuracy"] for e in ENTRIES}
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 EXAMPLES = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR)) if os.path.isdir(EXAMPLES_DIR) else []
@@ -107,7 +107,7 @@ def predict_api(image: str, model: str = DEFAULT_MODEL) -> list[dict]:
         result = RECOGNIZER.predict(image, models=[model])
     except FerError as e:
         raise gr.Error(str(e)) from None
-    return [{"box": f.box.to_list(), "scores": f.scores[model]} for f in result.faces]
+    return [{"box": f.original_box, "scores": f.scores[model]} for f in result.faces]
 
 
 def compare_api(image: str) -> list[dict]:
@@ -182,5 +182,5 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
 demo.queue(max_size=64, default_concurrency_limit=2)
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb",
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

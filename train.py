@@ -12,8 +12,9 @@ import sys
 
 from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig
 from fer.errors import FerError
-from fer.models import ARCHITECTURES
-from fer.training import TrainConfig, run
+from fer.models import ARCHITECTURES, TTA_MODES
+from fer.recipe import run
+from fer.training import TrainConfig
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -48,10 +49,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--weights", choices=["none", "imagenet"], default="none",
                    help="initial weights for vgg16/resnet50v2 (imagenet needs internet)")
-    p.add_argument("--tta", choices=["flip", "none"], default=d.tta,
-                   help="test-time augmentation baked into the exported model")
+    p.add_argument("--tta", choices=["auto", *TTA_MODES], default=None,
+                   help=f"test-time augmentation baked into the exported model (default {d.tta}: the best of "
+                        f"{', '.join(TTA_MODES)} on validation); may be changed on --resume")
     p.add_argument("--resume", action="store_true", help="continue the run in --output/--name from its last epoch")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the zoo entry to this Hub repo")
     args = p.parse_args(argv)
 
     augment = AugmentConfig(flip=not args.no_flip, rotation=args.rotation, shift=args.shift, zoom=args.zoom,
@@ -64,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         class_weight=args.class_weight, oversample=args.oversample, augment=augment,
         val_fraction=args.val_fraction, seed=args.seed, weights=None if args.weights == "none" else args.weights,
-        tta=args.tta, zoo_dir=args.zoo_dir, export=not args.no_export)
+        tta=args.tta or d.tta, zoo_dir=args.zoo_dir, export=not args.no_export)
     return config, args
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     config, args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run(config, resume=args.resume, push_to_hub=args.push_to_hub)
+        run(config, resume=args.resume, tta=args.tta)
     except (FerError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer evaluate | zoo``.
+"""Command line: ``python -m fer evaluate | predict | zoo``.
 
 Results go to stdout (with ``--json``, exactly one JSON document); logs go to stderr.
 """
@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from fer.errors import FerError
+from fer.errors import FerError, ImageError
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -24,6 +24,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     result = evaluate_model(model, split)
     print(result.to_json() if args.json else result.report())
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fer.inference import Recognizer
+
+    recognizer = Recognizer.from_zoo()
+    models = recognizer.resolve(args.model)
+    results = []
+    for image in args.images:
+        item: dict = {"image": image, "faces": []}
+        try:
+            result = recognizer.predict(image, models=models, whole_image_if_no_face=args.whole_image)
+            item["faces"] = [face.to_dict() for face in result.faces]
+        except ImageError as e:
+            item["error"] = str(e)
+            logging.getLogger("fer").warning("%s: %s", image, e)
+        results.append(item)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for item in results:
+        if "error" in item:
+            print(f"{item['image']}: error: {item['error']}")
+            continue
+        print(f"{item['image']}: {len(item['faces'])} face(s)")
+        for i, face in enumerate(item["faces"], start=1):
+            print(f"  face {i} at {face['box']}")
+            for model, scores in face["scores"].items():
+                ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+                print(f"    {model:12s} " + "  ".join(f"{e} {p:.2f}" for e, p in ranked))
     return 0
 
 
@@ -50,6 +81,22 @@ def _zoo_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fer.report import markdown_table, write_report
+    from fer.zoo import default_zoo_dir, list_entries
+
+    entries = list_entries()
+    if not entries:
+        print("The zoo is empty: train a model with train.py.", file=sys.stderr)
+        return 1
+    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir())
+    print(markdown_table(entries))
+    logging.getLogger("fer").info("Wrote %s", path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer", description="FER-2013 model zoo tools.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -62,11 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     ev.set_defaults(func=_evaluate)
 
+    pr = sub.add_parser("predict", help="find faces in images and score them")
+    pr.add_argument("images", nargs="+", help="image files")
+    pr.add_argument("--model", default="all", help="a zoo name, ensemble, or all (default)")
+    pr.add_argument("--whole-image", action="store_true", help="classify the whole image when no face is found")
+    pr.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    pr.set_defaults(func=_predict)
+
     zoo = sub.add_parser("zoo", help="the model zoo")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zl = zoo_sub.add_parser("list", help="list the zoo's models")
     zl.add_argument("--json", action="store_true")
     zl.set_defaults(func=_zoo_list)
+    zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices")
+    zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
+    zr.set_defaults(func=_zoo_report)
     return parser
 
 

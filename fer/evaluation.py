@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.data import Split
-from fer.labels import EMOTIONS, NUM_CLASSES
+from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 
 
 @dataclass
@@ -86,6 +86,24 @@ def predict_scores(model, images: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 def evaluate_model(model, split: Split, batch_size: int = 256) -> EvaluationResult:
     return compute_metrics(split.labels, predict_scores(model, split.images, batch_size).argmax(axis=1))
+
+
+def cpu_latency_ms(model, runs: int = 50) -> float:
+    """Median milliseconds to score one face (batch of one, inside a traced function)."""
+    import time
+
+    import tensorflow as tf
+
+    infer = tf.function(lambda x: model(x, training=False))
+    x = tf.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1))
+    for _ in range(3):
+        infer(x)  # trace and warm up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        infer(x).numpy()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
 
 
 def plot_confusion_matrix(result: EvaluationResult, path: Path, title: str = "") -> None:

@@ -17,27 +17,67 @@ def _classifier(model):
     return inner[0] if len(inner) == 1 and model.name.endswith("_tta") else model
 
 
-def _target_layer(model) -> str:
-    """The last top-level layer with a spatial feature map of at least 6x6."""
+def _is_feature_map(layer, min_side: int) -> bool:
+    shape = layer.output.shape
+    return len(shape) == 4 and shape[1] is not None and shape[1] >= min_side \
+        and not isinstance(layer, (_layers().InputLayer, _layers().MaxPooling2D, _layers().Concatenate,
+                                   _layers().ZeroPadding2D))
+
+
+def _layers():
+    from keras import layers
+
+    return layers
+
+
+def _target_layer(model, min_side: int = 6):
+    """The last feature map of at least ``min_side`` pixels: (owner model, layer name)."""
+    import keras
+
     for layer in reversed(model.layers):
-        shape = getattr(layer, "output", None) is not None and layer.output.shape
-        if shape and len(shape) == 4 and shape[1] >= 6 and not layer.name.startswith("face"):
-            return layer.name
-    raise UnknownModelError(f"{model.name} has no top-level convolutional feature map for Grad-CAM.")
+        if isinstance(layer, keras.Model):  # a keras.applications backbone: look inside it
+            for inner in reversed(layer.layers):
+                if _is_feature_map(inner, 3):
+                    return layer, inner.name
+        elif _is_feature_map(layer, min_side):
+            return model, layer.name
+    raise UnknownModelError(f"{model.name} has no convolutional feature map for Grad-CAM.")
+
+
+def _features_and_scores(net):
+    """A function face -> (feature map, scores) through ``net``, reaching inside a nested backbone."""
+    import keras
+
+    owner, name = _target_layer(net)
+    if owner is net:
+        return keras.Model(net.inputs, [net.get_layer(name).output, net.output])
+    # The classifier is a chain around the backbone (see fer.models._applications_model): run it layer
+    # by layer, asking the backbone for the feature map as a second output.
+    tapped = keras.Model(owner.inputs, [owner.get_layer(name).output, owner.output])
+
+    def run(x, training=False):
+        h, features = x, None
+        for layer in net.layers[1:]:
+            if layer is owner:
+                features, h = tapped(h, training=training)
+            elif isinstance(layer, keras.layers.Concatenate):
+                h = layer([h] * len(layer.input))
+            else:
+                h = layer(h, training=training)
+        return features, h
+
+    return run
 
 
 def grad_cam(model, face: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
     """A heat map (48x48, values 0-1) of where ``model`` looked on a 48x48 uint8 ``face``, and the class
     explained (the top-scoring one unless ``class_index`` is given)."""
-    import keras
     import tensorflow as tf
 
-    net = _classifier(model)
-    layer = _target_layer(net)
-    grad_model = keras.Model(net.inputs, [net.get_layer(layer).output, net.output])
+    features_and_scores = _features_and_scores(_classifier(model))
     x = tf.constant(face.astype(np.float32)[None, ..., None])
     with tf.GradientTape() as tape:
-        features, scores = grad_model(x, training=False)
+        features, scores = features_and_scores(x, training=False)
         if class_index is None:
             class_index = int(tf.argmax(scores[0]))
         target = scores[:, class_index]

@@ -47,18 +47,25 @@ def decode_image(source: bytes | str | os.PathLike | np.ndarray, max_pixels: int
     palette, CMYK, RGBA and animated images (first frame). Raises ImageError for anything that is not a
     readable image or has more than ``max_pixels`` pixels; downscales to ``max_side``.
     """
+    return load_image(source, max_pixels, max_side)[0]
+
+
+def load_image(source: bytes | str | os.PathLike | np.ndarray, max_pixels: int = MAX_PIXELS,
+               max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
+    """Like decode_image, and also the factor from the returned image's pixels to the original's."""
     if isinstance(source, np.ndarray):
         rgb = _array_to_rgb(source)
+        original_width = rgb.shape[1]
     else:
-        rgb = _decode_with_pillow(source, max_pixels)
+        rgb, original_width = _decode_with_pillow(source, max_pixels)
     h, w = rgb.shape[:2]
     if max(h, w) > max_side:
         scale = max_side / max(h, w)
         rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return rgb
+    return rgb, original_width / rgb.shape[1]
 
 
-def _decode_with_pillow(source, max_pixels: int) -> np.ndarray:
+def _decode_with_pillow(source, max_pixels: int) -> tuple[np.ndarray, int]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -72,9 +79,12 @@ def _decode_with_pillow(source, max_pixels: int) -> np.ndarray:
             if image.width * image.height > max_pixels:
                 raise ImageError(f"The image is {image.width}x{image.height} pixels, more than the "
                                  f"{max_pixels / 1e6:.0f} MP this demo accepts: downscale it first.")
+            full_size = image.size
             if image.format == "JPEG" and max(image.size) > 2 * MAX_SIDE:
                 image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode JPEGs at reduced size: much faster
             image.seek(0)  # first frame of animations
+            # The width of the upright original, before any reduced-size JPEG decoding.
+            original_width = full_size[1] if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else full_size[0]
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(image, dtype=np.float64)
@@ -84,7 +94,7 @@ def _decode_with_pillow(source, max_pixels: int) -> np.ndarray:
                 image = image.convert("RGBA")
                 background = Image.new("RGBA", image.size, (255, 255, 255, 255))
                 image = Image.alpha_composite(background, image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy(), original_width
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:

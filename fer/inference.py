@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import UnknownModelError
-from fer.faces import Box, crop_face, decode_image, detect_faces
-from fer.labels import EMOTIONS
+from fer.faces import Box, crop_face, detect_faces, load_image
+from fer.labels import EMOTIONS, IMAGE_SIZE
+from fer.zoo import ENSEMBLE
 
 log = logging.getLogger(__name__)
 
-ENSEMBLE = "ensemble"
 MAX_FACES = 20
 """At most this many faces (the largest) are classified per image: it caps what one request costs."""
 
@@ -34,19 +34,28 @@ class Face:
     box: Box | None
     scores: dict[str, dict[str, float]]
     crop: np.ndarray = field(repr=False, default=None)
+    scale: float = 1.0  # from the working image's pixels to the original image's
+
+    @property
+    def original_box(self) -> list[int] | None:
+        """The box [x, y, w, h] in the pixels of the image as it was given."""
+        if self.box is None:
+            return None
+        return [round(v * self.scale) for v in self.box.to_list()]
 
     def top(self, model: str) -> tuple[str, float]:
         emotion = max(self.scores[model], key=self.scores[model].get)
         return emotion, self.scores[model][emotion]
 
     def to_dict(self) -> dict:
-        return {"box": self.box.to_list() if self.box else None, "scores": self.scores}
+        return {"box": self.original_box, "scores": self.scores}
 
 
 @dataclass
 class ImageResult:
     """Every face found in one image; ``whole_image`` when no face was detected and the image was
-    classified as one face."""
+    classified as one face. ``image`` is the working copy (at most MAX_SIDE pixels a side) that the
+    faces' ``box`` refer to; ``to_dict`` gives boxes in the original image's pixels."""
 
     faces: list[Face]
     image: np.ndarray = field(repr=False, default=None)
@@ -64,6 +73,7 @@ class Recognizer:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
         self.models = dict(models)
         self._fns = {name: _compiled(m) for name, m in self.models.items()}
+        self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
 
     @classmethod
     def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
@@ -75,15 +85,15 @@ class Recognizer:
 
     @property
     def model_names(self) -> list[str]:
-        """Every loaded model, plus ``ensemble`` when there are two or more."""
-        return list(self.models) + ([ENSEMBLE] if len(self.models) > 1 else [])
+        """Every loaded model, plus ``ensemble`` (the mean of their probabilities)."""
+        return [*self.models, ENSEMBLE]
 
     def resolve(self, models: str | list[str] | None) -> list[str]:
         if models in (None, "all"):
             return self.model_names
         names = [models] if isinstance(models, str) else list(models)
         for name in names:
-            if name not in self.models and not (name == ENSEMBLE and len(self.models) > 1):
+            if name not in self.models and name != ENSEMBLE:
                 raise UnknownModelError(f"Unknown model {name!r}: choose from {', '.join(self.model_names)} or all.")
         return names
 
@@ -101,7 +111,7 @@ class Recognizer:
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,
                 max_faces: int = MAX_FACES) -> ImageResult:
         """Find every face in ``image`` (bytes, path or array) and score it with ``models``."""
-        rgb = decode_image(image)
+        rgb, scale = load_image(image)
         boxes = detect_faces(rgb, max_faces=max_faces)
         whole = not boxes and whole_image_if_no_face
         if not boxes and not whole:
@@ -109,7 +119,8 @@ class Recognizer:
         crops = np.stack([crop_face(rgb, box) for box in boxes] if boxes else [crop_face(rgb)])
         scores = self.score_crops(crops, models)
         faces = [
-            Face(box, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()}, crops[i])
+            Face(box, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()}, crops[i],
+                 scale)
             for i, box in enumerate(boxes or [None])
         ]
         return ImageResult(faces, rgb, whole_image=whole)

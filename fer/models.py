@@ -103,10 +103,50 @@ def build_model(name: str, weights: str | None = None) -> keras.Model:
     return builder(weights=weights)
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class Shift(layers.Layer):
+    """Translate images by (dy, dx) pixels, filling the border by reflection (for shift TTA)."""
+
+    def __init__(self, dy: int = 0, dx: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.dy, self.dx = int(dy), int(dx)
+
+    def call(self, inputs):
+        p = max(abs(self.dy), abs(self.dx))
+        if p == 0:
+            return inputs
+        padded = keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        h, w = inputs.shape[1], inputs.shape[2]
+        return padded[:, p - self.dy:p - self.dy + h, p - self.dx:p - self.dx + w, :]
+
+    def get_config(self):
+        return {**super().get_config(), "dy": self.dy, "dx": self.dx}
+
+
+TTA_MODES = ("none", "flip", "flip_shift")
+SHIFT_PIXELS = 2
+
+
+def with_tta(model: keras.Model, mode: str = "flip") -> keras.Model:
+    """Wrap ``model`` so it returns the mean of its scores over test-time views of the face.
+
+    ``flip``: the face and its mirror image; ``flip_shift``: those two, each also shifted by
+    SHIFT_PIXELS up, down, left and right (10 views); ``none``: the model itself.
+    """
+    if mode == "none":
+        return model
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r}: use one of {', '.join(TTA_MODES)}")
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    views = [inputs, HorizontalFlip(name="mirror")(inputs)]
+    if mode == "flip_shift":
+        s = SHIFT_PIXELS
+        views += [Shift(dy, dx, name=f"shift_{k}_{i}")(view) for k, view in enumerate(views[:2])
+                  for i, (dy, dx) in enumerate([(s, 0), (-s, 0), (0, s), (0, -s)])]
+    outputs = layers.Average(name=f"{mode}_tta")([model(view) for view in views])
+    return keras.Model(inputs, outputs, name=f"{model.name}_tta")
+
+
 def with_flip_tta(model: keras.Model) -> keras.Model:
     """Wrap ``model`` so it returns the mean of its scores on the face and its mirror image."""
-    inputs = keras.Input(INPUT_SHAPE, name="face")
-    direct = model(inputs)
-    mirrored = model(HorizontalFlip(name="mirror")(inputs))
-    outputs = layers.Average(name="flip_tta")([direct, mirrored])
-    return keras.Model(inputs, outputs, name=f"{model.name}_tta")
+    return with_tta(model, "flip")

@@ -1,9 +1,8 @@
-"""Training: data source -> splits -> tf.data pipeline (augment) -> model -> fit -> evaluate -> zoo entry.
+"""Training: splits -> tf.data pipeline (augment) -> model -> fit.
 
 A run lives in its own folder (``runs/<name>/``): ``config.json``, ``history.csv``, a backup of the
-last finished epoch (for ``--resume``), ``best.keras`` (the epoch with the best validation accuracy)
-and ``training_curves.png``. At the end the best epoch is evaluated on the test split and exported
-as a zoo entry.
+last finished epoch (for ``--resume``) and ``best.keras`` (the epoch with the best validation
+accuracy). ``fer.recipe`` drives a whole run, from data to zoo entry.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.augment import AugmentConfig, class_weights, format_class_weights, oversample_indices
-from fer.data import Dataset, load_dataset
+from fer.data import Dataset
 from fer.labels import NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     weights: str | None = None
-    tta: str = "flip"  # flip or none: test-time augmentation baked into the exported model
+    tta: str = "auto"  # none, flip, flip_shift, or auto (the best on validation): baked into the exported model
     zoo_dir: str = "model_zoo"
     export: bool = True
 
@@ -114,7 +113,7 @@ def _best_so_far(history_csv: Path) -> float | None:
     return max(values) if values else None
 
 
-def _prepare_run_dir(config: TrainConfig, resume: bool) -> None:
+def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
     run_dir = config.run_dir
     config_path = run_dir / "config.json"
     if config_path.exists() and not resume:
@@ -167,6 +166,9 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     EpochTimer = _epoch_timer_class()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:  # a fresh run never inherits a stale backup or history
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        (run_dir / "history.csv").unlink(missing_ok=True)
     weights = class_weights(dataset.train.labels, config.class_weight)
     log.info("Class weights (%s): %s", config.class_weight, format_class_weights(weights))
     augmenter = build_augmenter(config.augment)
@@ -194,44 +196,3 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=weights,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     return keras.saving.load_model(run_dir / "best.keras", safe_mode=True)
-
-
-def run(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None) -> Path | None:
-    """The whole recipe: load data, fit, plot, evaluate on test, export the zoo entry."""
-    from fer.evaluation import evaluate_model, plot_history
-    from fer.zoo import export_entry
-
-    _prepare_run_dir(config, resume)
-    if resume:
-        config = load_run_config(config.run_dir)
-    dataset = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
-    log.info("Data:\n%s", dataset.summary())
-    model = fit(config, dataset, resume=resume)
-    history_csv = config.run_dir / "history.csv"
-    train_seconds = training_seconds(history_csv)
-    plot_history(history_csv, config.run_dir / "training_curves.png")
-
-    if config.tta == "flip":
-        from fer.models import with_flip_tta
-
-        model = with_flip_tta(model)
-    val_result = evaluate_model(model, dataset.val)
-    test_result = evaluate_model(model, dataset.test)
-    log.info("Validation accuracy %.4f, macro F1 %.4f", val_result.accuracy, val_result.macro_f1)
-    log.info("Test accuracy %.4f, macro F1 %.4f\n%s", test_result.accuracy, test_result.macro_f1,
-             test_result.report())
-    if not config.export:
-        return None
-    entry_dir = export_entry(model, config, test_result, val_result, run_dir=config.run_dir,
-                             train_seconds=train_seconds)
-    log.info("Exported zoo entry %s", entry_dir)
-    if push_to_hub:
-        from fer.zoo import push_entry
-
-        push_entry(entry_dir, push_to_hub)
-    return entry_dir
-
-
-def clear_run(config: TrainConfig) -> None:
-    """Delete a run folder (used by tests and by --overwrite)."""
-    shutil.rmtree(config.run_dir, ignore_errors=True)

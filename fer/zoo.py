@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer.errors import UnknownModelError, ZooError
-from fer.evaluation import EvaluationResult, plot_confusion_matrix
+from fer.evaluation import EvaluationResult, cpu_latency_ms, plot_confusion_matrix
 from fer.labels import EMOTIONS, IMAGE_SIZE
 
 MODEL_FILE = "model.keras"
@@ -110,18 +110,33 @@ def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
                             "an entry folder or a .keras file.")
 
 
+ENSEMBLE = "ensemble"
+
+
 def load_model(model: str, zoo_dir: Path | None = None):
-    """Load a Keras model by zoo name or path, with Keras safe mode on."""
+    """Load a Keras model by zoo name or path, with Keras safe mode on.
+
+    ``ensemble`` is a model averaging the probabilities of every entry in the zoo.
+    """
     import keras
 
-    import fer.models  # noqa: F401  registers the package's custom layers
+    from fer.models import INPUT_SHAPE  # importing fer.models also registers its custom layers
 
+    if model == ENSEMBLE and not Path(model).exists():
+        members = [load_model(e.name, zoo_dir) for e in list_entries(zoo_dir)]
+        if not members:
+            raise UnknownModelError("The ensemble needs at least one zoo entry: train a model with train.py.")
+        if len(members) == 1:
+            return members[0]
+        inputs = keras.Input(INPUT_SHAPE, name="face")
+        outputs = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
+        return keras.Model(inputs, outputs, name=ENSEMBLE)
     path = resolve_model_path(model, zoo_dir)
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
 def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, run_dir: Path,
-                 train_seconds: float) -> Path:
+                 train_seconds: float, tta: str = "none", tta_validation: dict | None = None) -> Path:
     """Write ``<zoo_dir>/<name>/`` atomically and return its path."""
     name = config.run_name
     zoo_dir = Path(config.zoo_dir)
@@ -143,7 +158,9 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
             "parameters": int(model.count_params()),
             "sha256": sha256_of(tmp / MODEL_FILE),
             "size_bytes": (tmp / MODEL_FILE).stat().st_size,
-            "tta": config.tta,
+            "tta": tta,
+            "tta_validation_accuracy": tta_validation or {},
+            "latency_ms": round(cpu_latency_ms(model), 2),
             "data": config.data,
             "epochs": epochs_run,
             "train_seconds": round(train_seconds, 1),
@@ -190,8 +207,16 @@ def model_card(metrics: dict, config) -> str:
         f"| {e} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | {m.support} |"
         for e, m in test.per_class.items())
     hours = metrics["train_seconds"] / 3600
-    tta = "the mean of the scores of the face and its mirror image (flip test-time augmentation, built into the saved model)" \
-        if metrics["tta"] == "flip" else "a single forward pass"
+    tta = {
+        "none": "a single forward pass",
+        "flip": "the mean of the scores of the face and its mirror image (flip test-time augmentation, "
+                "built into the saved model)",
+        "flip_shift": "the mean of the scores of 10 views: the face and its mirror image, each also shifted "
+                      "by 2 pixels up, down, left and right (test-time augmentation, built into the saved model)",
+    }[metrics["tta"]]
+    if metrics.get("tta_validation_accuracy"):
+        tta += (" — chosen on the validation slice (" + ", ".join(
+            f"{m}: {a:.4f}" for m, a in metrics["tta_validation_accuracy"].items()) + ")")
     c = config.to_dict()
     content = f"""---
 {data.to_yaml()}
@@ -221,7 +246,8 @@ Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer
 
 ## Training
 
-{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU; {metrics['parameters']:,} parameters.
+{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU; {metrics['parameters']:,} parameters;
+{metrics['latency_ms']:.1f} ms to score one face on that CPU (batch of one, flip TTA included when on).
 AdamW (peak learning rate {c['learning_rate']}, {c['schedule']} schedule, weight decay {c['weight_decay']}),
 batch {c['batch_size']}, label smoothing {c['label_smoothing']}, class weights `{c['class_weight']}`,
 oversampling {c['oversample'] or 'off'}, augmentation {json.dumps(c['augment'])}, seed {c['seed']}.

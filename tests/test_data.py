@@ -41,7 +41,7 @@ def test_bad_csv_fails_naming_the_line(tmp_path, content, message):
 
 def test_csv_with_empty_split_says_which(tmp_path):
     x, y = synthetic_faces(2)
-    path = write_csv(tmp_path / "fer2013.csv", [(int(l), img, "Training") for img, l in zip(x, y)])
+    path = write_csv(tmp_path / "fer2013.csv", [(int(label), img, "Training") for img, label in zip(x, y)])
     with pytest.raises(DatasetError, match="val split .* is empty"):
         load_dataset(path)
 

@@ -81,3 +81,17 @@ def test_every_shared_photo_has_a_face_and_couple_has_two():
     assert len(counts) >= 20
     assert all(n >= 1 for n in counts.values()), counts
     assert counts["couple.jpg"] == 2
+
+
+def test_scale_maps_working_pixels_back_to_the_original():
+    from fer.faces import load_image
+
+    rgb, scale = load_image(np.zeros((2000, 3200, 3), np.uint8))
+    assert rgb.shape[:2] == (1000, 1600) and scale == 2.0
+    big = Image.new("RGB", (4000, 3000), "gray")
+    rgb, scale = load_image(_encode(big, "JPEG"))  # decoded at reduced size by JPEG draft mode
+    assert rgb.shape[:2] == (1200, 1600) and scale == pytest.approx(2.5)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb, scale = load_image(_encode(big, "JPEG", exif=exif.tobytes()))
+    assert rgb.shape[:2] == (1600, 1200) and scale == pytest.approx(2.5)

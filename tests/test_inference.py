@@ -87,3 +87,12 @@ def test_grad_cam_highlights_the_informative_region():
     band = cam[18:30].mean()
     assert band > cam[:12].mean() and band > cam[-12:].mean()
     assert overlay(face, cam).shape == (192, 192, 3)
+
+
+@pytest.mark.parametrize("name", ["custom_cnn", "vgg16", "resnet50v2"])
+def test_grad_cam_works_for_every_architecture(name):
+    from fer.explain import grad_cam
+
+    face = np.random.default_rng(0).integers(0, 256, (48, 48)).astype(np.uint8)
+    cam, cls = grad_cam(with_flip_tta(build_model(name)), face)
+    assert cam.shape == (48, 48) and 0 <= cls < 7

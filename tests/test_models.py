@@ -34,3 +34,27 @@ def test_flip_tta_is_the_mean_over_the_mirror_image():
     x = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")
     expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_shift_tta_averages_ten_views_and_round_trips_through_a_file(tmp_path):
+    from fer.models import Shift, with_tta
+
+    model = build_model("custom_cnn")
+    x = np.random.default_rng(2).integers(0, 256, (2, 48, 48, 1)).astype("float32")
+    shifted = np.asarray(Shift(2, 0)(x))
+    np.testing.assert_array_equal(shifted[:, 2:], x[:, :-2])  # moved down by two rows
+    np.testing.assert_array_equal(shifted[:, :2], x[:, 2:0:-1])  # border filled by reflection
+
+    def shift(a, dy, dx):
+        return np.asarray(Shift(dy, dx)(a))
+
+    views = []
+    for v in (x, x[:, :, ::-1]):
+        views += [v] + [shift(v, dy, dx) for dy, dx in [(2, 0), (-2, 0), (0, 2), (0, -2)]]
+    expected = np.mean([model.predict(v, verbose=0) for v in views], axis=0)
+    tta = with_tta(model, "flip_shift")
+    np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    tta.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    assert with_tta(model, "none") is model

@@ -100,3 +100,15 @@ def test_zoo_list_json_on_the_command_line(entry):
     listed = json.loads(out.stdout)
     assert [e["name"] for e in listed] == ["tiny"]
     assert listed[0]["sha256"] == json.loads((entry / "metrics.json").read_text())["sha256"]
+
+
+def test_report_compares_entries(entry, tmp_path):
+    from fer.report import markdown_table, write_report
+
+    entries = list_entries(entry.parent)
+    path = write_report(entries, tmp_path / "report")
+    text = path.read_text()
+    assert "| `tiny` | **0.7500** |" in text
+    assert markdown_table(entries) in text
+    for image in ("f1_per_class.png", "confusion_matrices.png"):
+        assert (tmp_path / "report" / image).stat().st_size > 5000

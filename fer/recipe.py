@@ -1,0 +1,59 @@
+"""The whole recipe of a run: data -> fit -> test-time augmentation -> evaluate -> zoo entry."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fer.data import load_dataset
+from fer.evaluation import evaluate_model, plot_history
+from fer.training import TrainConfig, fit, load_run_config, prepare_run_dir, training_seconds
+from fer.zoo import export_entry
+
+log = logging.getLogger(__name__)
+
+
+def choose_tta(model, val_split, mode: str):
+    """The model wrapped in test-time augmentation ``mode``; ``auto`` picks the mode with the best
+    validation accuracy (fewer views win ties). Returns (model, mode, validation accuracy per mode)."""
+    from fer.models import TTA_MODES, with_tta
+
+    if mode != "auto":
+        return with_tta(model, mode), mode, {}
+    scores = {m: evaluate_model(with_tta(model, m), val_split).accuracy for m in TTA_MODES}
+    best = max(TTA_MODES, key=lambda m: (scores[m], -TTA_MODES.index(m)))
+    log.info("Test-time augmentation on validation: %s -> %s",
+             ", ".join(f"{m} {a:.4f}" for m, a in scores.items()), best)
+    return with_tta(model, best), best, scores
+
+
+def run(config: TrainConfig, resume: bool = False, tta: str | None = None) -> Path | None:
+    """The whole recipe: load data, fit, plot, evaluate on test, export the zoo entry.
+
+    With ``resume`` the saved config is used; ``tta`` (which changes only how the trained model is
+    evaluated and exported, not training) may still override it.
+    """
+    prepare_run_dir(config, resume)
+    if resume:
+        config = load_run_config(config.run_dir)
+    if tta is not None:
+        config.tta = tta
+    dataset = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
+    log.info("Data:\n%s", dataset.summary())
+    model = fit(config, dataset, resume=resume)
+    history_csv = config.run_dir / "history.csv"
+    train_seconds = training_seconds(history_csv)
+    plot_history(history_csv, config.run_dir / "training_curves.png")
+
+    model, tta_mode, tta_scores = choose_tta(model, dataset.val, config.tta)
+    val_result = evaluate_model(model, dataset.val)
+    test_result = evaluate_model(model, dataset.test)
+    log.info("Validation accuracy %.4f, macro F1 %.4f", val_result.accuracy, val_result.macro_f1)
+    log.info("Test accuracy %.4f, macro F1 %.4f\n%s", test_result.accuracy, test_result.macro_f1,
+             test_result.report())
+    if not config.export:
+        return None
+    entry_dir = export_entry(model, config, test_result, val_result, run_dir=config.run_dir,
+                             train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores)
+    log.info("Exported zoo entry %s", entry_dir)
+    return entry_dir
