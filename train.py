@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--tta", choices=["auto", *TTA_MODES], default=None,
                    help=f"test-time augmentation baked into the exported model (default {d.tta}: the best of "
                         f"{', '.join(TTA_MODES)} on validation); may be changed on --resume")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                   help="upload the exported entry to this Hub model repo (USER/REPO; needs a token)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output/--name from its last epoch")
     args = p.parse_args(argv)
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     config, args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run(config, resume=args.resume, tta=args.tta)
+        run(config, resume=args.resume, tta=args.tta, push_to_hub=args.push_to_hub)
     except (FerError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

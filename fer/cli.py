@@ -81,6 +81,14 @@ def _zoo_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_push(args: argparse.Namespace) -> int:
+    from fer.zoo import push_entry
+
+    info = push_entry(args.name, args.repo_id, token=args.token)
+    print(f"Pushed {args.name} to {args.repo_id} at revision {info.oid}; the manifest pins it.")
+    return 0
+
+
 def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -121,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     zl = zoo_sub.add_parser("list", help="list the zoo's models")
     zl.add_argument("--json", action="store_true")
     zl.set_defaults(func=_zoo_list)
+    zp = zoo_sub.add_parser("push", help="upload a zoo entry to the Hugging Face Hub")
+    zp.add_argument("name", help="zoo entry to upload")
+    zp.add_argument("--repo-id", required=True, help="Hub model repo, USER/REPO")
+    zp.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
+    zp.set_defaults(func=_zoo_push)
     zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
     zr.set_defaults(func=_zoo_report)

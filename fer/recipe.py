@@ -8,7 +8,7 @@ from pathlib import Path
 from fer.data import load_dataset
 from fer.evaluation import evaluate_model, plot_history
 from fer.training import TrainConfig, fit, load_run_config, prepare_run_dir, training_seconds
-from fer.zoo import export_entry
+from fer.zoo import export_entry, push_entry
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ def choose_tta(model, val_split, mode: str):
     return with_tta(model, best), best, scores
 
 
-def run(config: TrainConfig, resume: bool = False, tta: str | None = None) -> Path | None:
+def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
+        push_to_hub: str | None = None) -> Path | None:
     """The whole recipe: load data, fit, plot, evaluate on test, export the zoo entry.
 
     With ``resume`` the saved config is used; ``tta`` (which changes only how the trained model is
@@ -56,4 +57,7 @@ def run(config: TrainConfig, resume: bool = False, tta: str | None = None) -> Pa
     entry_dir = export_entry(model, config, test_result, val_result, run_dir=config.run_dir,
                              train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores)
     log.info("Exported zoo entry %s", entry_dir)
+    if push_to_hub:
+        info = push_entry(config.run_name, push_to_hub, zoo_dir=Path(config.zoo_dir))
+        log.info("Pushed to %s at revision %s", push_to_hub, info.oid)
     return entry_dir

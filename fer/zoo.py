@@ -23,6 +23,7 @@ from fer.labels import EMOTIONS, IMAGE_SIZE
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,8 +93,76 @@ def list_entries(zoo_dir: Path | None = None) -> list[ZooEntry]:
     return entries
 
 
+def read_manifest(zoo_dir: Path | None = None) -> dict[str, dict]:
+    """The zoo's manifest, by model name (empty when there is none)."""
+    path = (Path(zoo_dir) if zoo_dir else default_zoo_dir()) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    return {m["name"]: m for m in json.loads(path.read_text())["models"]}
+
+
+def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None) -> Path:
+    """Rewrite manifest.json from the zoo's entries, keeping (or updating with ``hub``) where each
+    model is published on the Hub. Written atomically."""
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    old = read_manifest(zoo_dir)
+    models = []
+    for entry in list_entries(zoo_dir):
+        m = entry.metrics
+        published = (hub or {}).get(entry.name) or old.get(entry.name, {}).get("hub") or \
+            {"repo_id": None, "revision": None}
+        models.append({
+            "name": entry.name, "architecture": entry.architecture, "file": f"{entry.name}/{MODEL_FILE}",
+            "sha256": m["sha256"], "size_bytes": m["size_bytes"], "parameters": m["parameters"],
+            "hub": published,
+            "metrics": {"accuracy": m["test"]["accuracy"], "macro_f1": m["test"]["macro_f1"]},
+        })
+    tmp = zoo_dir / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps({"models": models}, indent=2) + "\n")
+    os.replace(tmp, zoo_dir / MANIFEST_FILE)
+    return zoo_dir / MANIFEST_FILE
+
+
+def push_entry(name: str, repo_id: str, zoo_dir: Path | None = None, token: str | None = None):
+    """Upload zoo entry ``name`` to the Hub model repo ``repo_id`` and pin the commit in the manifest."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    entry = read_entry(zoo_dir / name)
+    entry.verify()
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f))
+                  for f in sorted(entry.path.iterdir()) if f.is_file()]
+    info = api.create_commit(repo_id, operations, commit_message=f"Upload {name} from the FER-2013 model zoo")
+    write_manifest(zoo_dir, hub={name: {"repo_id": repo_id, "revision": info.oid}})
+    return info
+
+
+def _download_from_hub(name: str, published: dict, expected_sha256: str) -> Path:
+    """The pinned revision of a published model file: from the local cache, else downloaded."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    kwargs = dict(repo_id=published["repo_id"], filename=MODEL_FILE, revision=published["revision"],
+                  cache_dir=os.environ.get("HF_HUB_CACHE"), endpoint=os.environ.get("HF_ENDPOINT"))
+    try:
+        path = Path(hf_hub_download(**kwargs, local_files_only=True))
+    except LocalEntryNotFoundError:
+        path = Path(hf_hub_download(**kwargs))
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise ZooError(f"{name} from {published['repo_id']}@{published['revision']} does not match the sha256 "
+                       f"in the manifest ({actual[:12]}... != {expected_sha256[:12]}...): refusing to load it.")
+    return path
+
+
 def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
-    """A model file for a zoo name, an entry folder or a model file path."""
+    """A model file for a zoo name, an entry folder or a model file path.
+
+    A name resolves to the local ``model_zoo/<name>/`` first, then to the Hub repo and revision the
+    manifest pins (cache, then download); either way the file's sha256 is checked before use.
+    """
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     candidate = Path(model)
     if candidate.is_file():
@@ -105,6 +174,9 @@ def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
     if not model.startswith(".") and (entry_dir / METRICS_FILE).is_file():
         read_entry(entry_dir).verify()
         return entry_dir / MODEL_FILE
+    published = read_manifest(zoo_dir).get(model)
+    if published and published["hub"].get("repo_id"):
+        return _download_from_hub(model, published["hub"], published["sha256"])
     names = [e.name for e in list_entries(zoo_dir)]
     raise UnknownModelError(f"No model named {model!r}: use a zoo entry ({', '.join(names) or 'the zoo is empty'}), "
                             "an entry folder or a .keras file.")
@@ -177,6 +249,7 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
             shutil.rmtree(old)
         else:
             os.replace(tmp, final)
+        write_manifest(zoo_dir)
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

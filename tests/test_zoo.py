@@ -112,3 +112,51 @@ def test_report_compares_entries(entry, tmp_path):
     assert markdown_table(entries) in text
     for image in ("f1_per_class.png", "confusion_matrices.png"):
         assert (tmp_path / "report" / image).stat().st_size > 5000
+
+
+def test_manifest_lists_entries_with_hash_and_metrics(entry):
+    from fer.zoo import read_manifest
+
+    manifest = read_manifest(entry.parent)
+    assert list(manifest) == ["tiny"]
+    saved = json.loads((entry / "metrics.json").read_text())
+    assert manifest["tiny"]["sha256"] == saved["sha256"]
+    assert manifest["tiny"]["metrics"]["accuracy"] == saved["test"]["accuracy"]
+    assert manifest["tiny"]["hub"] == {"repo_id": None, "revision": None}
+
+
+def test_push_then_load_from_the_hub_with_the_real_client(entry, tmp_path, monkeypatch):
+    import shutil
+
+    from hub_standin import HubStandIn
+
+    from fer.zoo import MANIFEST_FILE, push_entry, read_manifest
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    with HubStandIn() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        info = push_entry("tiny", "someone/fer-tiny", zoo_dir=entry.parent)
+        pinned = read_manifest(entry.parent)["tiny"]["hub"]
+        assert pinned == {"repo_id": "someone/fer-tiny", "revision": info.oid}
+        head = hub.heads["someone/fer-tiny"]
+        assert set(hub.repos["someone/fer-tiny"][head]) >= {"model.keras", "README.md", "metrics.json"}
+
+        # A zoo that has only the manifest (as on a Space) downloads the pinned revision.
+        remote_zoo = tmp_path / "remote_zoo"
+        remote_zoo.mkdir()
+        shutil.copy(entry.parent / MANIFEST_FILE, remote_zoo / MANIFEST_FILE)
+        model = load_model("tiny", zoo_dir=remote_zoo)
+        assert model.output_shape == (None, 7)
+        downloads = [p for m, p in hub.requests if m == "GET"]
+        assert downloads
+
+    # The server is gone: the cache answers.
+    assert load_model("tiny", zoo_dir=remote_zoo).output_shape == (None, 7)
+
+    # A manifest whose hash does not match the published weights is refused.
+    manifest = json.loads((remote_zoo / MANIFEST_FILE).read_text())
+    manifest["models"][0]["sha256"] = "0" * 64
+    (remote_zoo / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match="sha256"):
+        load_model("tiny", zoo_dir=remote_zoo)
