@@ -14,13 +14,13 @@ import gradio as gr
 from fer.errors import FerError
 from fer.inference import ENSEMBLE, Recognizer
 from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, sorted_scores
-from fer.zoo import list_entries
+from fer.zoo import list_entries, read_manifest
 
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
 MODELS = RECOGNIZER.model_names
 DEFAULT_MODEL = ENSEMBLE if len(RECOGNIZER.models) > 1 else MODELS[0]
-ACCURACIES = {e.name: e.metrics["test"]["accuracy"] for e in ENTRIES}
+ACCURACIES = {name: m["metrics"]["accuracy"] for name, m in read_manifest().items()}
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 EXAMPLES = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR)) if os.path.isdir(EXAMPLES_DIR) else []
 
@@ -132,8 +132,7 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                 model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
                 whole_in = gr.Checkbox(False, label="Classify the whole image as one face if none is found")
                 run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze")
-                if EXAMPLES:
-                    gr.Examples(EXAMPLES, inputs=image_in)
+                examples_slot = gr.Column(elem_id="examples")
             with gr.Column(scale=1):
                 annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False, elem_id="annotated")
                 status_out = gr.Markdown(elem_id="status")
@@ -163,6 +162,11 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                     if (e.path / "confusion_matrix.png").exists()], label="Confusion matrices", columns=3)
 
     outputs = [annotated_out, crops_out, face_in, scores_out, compare_out, status_out, state]
+    with examples_slot:
+        if EXAMPLES:  # a click on an example fills the inputs and runs the analysis at once
+            gr.Examples([[path, DEFAULT_MODEL, False] for path in EXAMPLES], inputs=[image_in, model_in, whole_in],
+                        outputs=outputs, fn=analyze, run_on_click=True, cache_examples=False,
+                        label="Examples (FER-2013 test faces)")
     run_btn.click(analyze, [image_in, model_in, whole_in], outputs, api_visibility="private")
     face_in.change(select_face, [state, model_in, face_in], [scores_out, compare_out], api_visibility="private")
     model_in.change(switch_model, [state, model_in, face_in], [annotated_out, scores_out, compare_out],

@@ -77,10 +77,11 @@ class Recognizer:
 
     @classmethod
     def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
-        from fer.zoo import list_entries, load_model
+        from fer.zoo import list_entries, load_model, read_manifest
 
-        entries = list_entries(zoo_dir)
-        wanted = names or [e.name for e in entries]
+        local = [e.name for e in list_entries(zoo_dir)]
+        published = [n for n, m in read_manifest(zoo_dir).items() if m["hub"].get("repo_id") and n not in local]
+        wanted = names or local + published  # models only the manifest names come from the Hub
         return cls({name: load_model(name, zoo_dir) for name in wanted})
 
     @property

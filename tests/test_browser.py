@@ -61,6 +61,10 @@ def test_upload_a_photo_and_see_faces_and_scores(app_server):
             page.wait_for_selector("#annotated img", timeout=30_000)
             scores = page.locator("#scores").inner_text()
             page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+            # An example works on the first click: it fills the inputs and runs the analysis.
+            page.locator("#examples [data-testid='dataset-cell-1-0']").click()  # three FER-2013 faces
+            page.wait_for_selector("#status:has-text('Found 3 faces')", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "example.png"), full_page=True)
         finally:
             browser.close()
     assert all(emotion in scores for emotion in ("angry", "happy", "neutral"))

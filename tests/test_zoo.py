@@ -160,3 +160,13 @@ def test_push_then_load_from_the_hub_with_the_real_client(entry, tmp_path, monke
     (remote_zoo / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ZooError, match="sha256"):
         load_model("tiny", zoo_dir=remote_zoo)
+
+
+def test_readme_results_table_is_the_zoo_report():
+    """The README shows exactly what `python -m fer zoo report` prints for the shipped zoo."""
+    from fer.report import markdown_table
+
+    entries = list_entries(REPO / "model_zoo")
+    if not entries:
+        pytest.skip("the zoo is empty")
+    assert markdown_table(entries) in (REPO / "README.md").read_text()
