@@ -127,8 +127,9 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column(scale=1):
-                image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Photo",
-                                    elem_id="photo-input")
+                # image_mode=None hands the file over untouched: fer.faces decodes it (EXIF, 16-bit, CMYK ...).
+                image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
+                                    label="Photo", elem_id="photo-input")
                 model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
                 whole_in = gr.Checkbox(False, label="Classify the whole image as one face if none is found")
                 run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze")
@@ -186,5 +187,5 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
 demo.queue(max_size=64, default_concurrency_limit=2)
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb",
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb", show_error=True,
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

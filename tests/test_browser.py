@@ -89,3 +89,38 @@ def test_live_webcam_streams_scores(app_server, tmp_path):
         finally:
             browser.close()
     assert "surprise" in scores and "%" in scores
+
+
+def test_hostile_uploads_get_a_result_or_a_message_and_the_next_request_works(app_server, tmp_path):
+    from PIL import Image
+
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    Image.fromarray(np.full((64, 64), 40000, np.uint16)).save(tmp_path / "sixteen_bit.png")
+    rgb.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    rgb.resize((10, 10)).save(tmp_path / "tiny.png")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    with playwright.sync_playwright() as pw:
+        browser, page = _open(pw, app_server)
+        try:
+            for name in ("sixteen_bit.png", "cmyk.jpg", "tiny.png", "corrupt.jpg"):
+                page.locator("#photo-input input[type=file]").set_input_files(str(tmp_path / name))
+                page.wait_for_timeout(1000)
+                page.click("#analyze")
+                # Either the status line answers (no face found) or an error toast explains.
+                page.wait_for_function(
+                    "() => (document.querySelector('#status')?.innerText || '').includes('No face found') || "
+                    "document.querySelector('.toast-body') !== null", timeout=30_000)
+                page.screenshot(path=str(ARTIFACTS / f"hostile_{name}.png"))
+                toast = page.locator(".toast-body")
+                if toast.count():
+                    message = toast.first.inner_text()
+                    assert "image" in message.lower(), f"unclear error for {name}: {message!r}"
+                page.reload(wait_until="domcontentloaded")
+                page.wait_for_selector("#analyze", timeout=60_000)
+            page.locator("#photo-input input[type=file]").set_input_files(
+                str(REPO / "examples" / "fer2013_test_1_happy_surprise.jpg"))
+            page.wait_for_timeout(1000)
+            page.click("#analyze")
+            page.wait_for_selector("#status:has-text('Found 2 faces')", timeout=60_000)
+        finally:
+            browser.close()
