@@ -195,4 +195,5 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=weights,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    return keras.saving.load_model(run_dir / "best.keras", safe_mode=True)
+    # compile=False: the exported model carries weights only, not the optimizer's state.
+    return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)

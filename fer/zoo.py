@@ -214,6 +214,7 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
     zoo_dir = Path(config.zoo_dir)
     zoo_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=zoo_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it private; an entry is meant to be shared
     try:
         model.save(tmp / MODEL_FILE)
         plot_confusion_matrix(test, tmp / "confusion_matrix.png", title=f"{name} on the test split")

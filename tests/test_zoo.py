@@ -67,7 +67,7 @@ def test_export_replaces_an_existing_entry(entry, tmp_path):
     result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
     export_entry(build_model("custom_cnn"), config, result, result, tmp_path / "runs" / "tiny", train_seconds=1)
     assert json.loads((entry / "metrics.json").read_text())["test"]["accuracy"] == 1.0
-    assert [p.name for p in entry.parent.iterdir()] == ["tiny"]
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["manifest.json", "tiny"]
 
 
 def _shipped():
