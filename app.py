@@ -13,7 +13,7 @@ import gradio as gr
 
 from fer.errors import FerError
 from fer.inference import ENSEMBLE, Recognizer
-from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, sorted_scores
+from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, side_by_side, sorted_scores
 from fer.zoo import list_entries, read_manifest
 
 ENTRIES = list_entries()
@@ -69,23 +69,20 @@ def switch_model(result, model: str, face_name: str | None):
 
 
 def explain(result, model: str, face_name: str | None):
+    """Grad-CAM of the selected face for the selected model (every zoo model for the ensemble)."""
     from fer.explain import grad_cam, overlay
+    from fer.labels import EMOTIONS
 
     if result is None or not result.faces:
         raise gr.Error("Analyze a photo with at least one face first.")
     names = [model] if model != ENSEMBLE else list(RECOGNIZER.models)
     face = result.faces[int(face_name.split()[-1]) - 1 if face_name else 0]
-    images = []
+    images, captions = [], []
     for name in names:
-        try:
-            cam, cls = grad_cam(RECOGNIZER.models[name], face.crop)
-        except FerError as e:
-            gr.Warning(str(e))
-            continue
-        from fer.labels import EMOTIONS
-
-        images.append((overlay(face.crop, cam), f"{name}: {EMOTIONS[cls]}"))
-    return images
+        cam, cls = grad_cam(RECOGNIZER.models[name], face.crop)
+        images.append(overlay(face.crop, cam))
+        captions.append(f"{name}: {EMOTIONS[cls]}")
+    return side_by_side(images, captions)
 
 
 def live(frame, model: str):
@@ -137,15 +134,16 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
             with gr.Column(scale=1):
                 annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False, elem_id="annotated")
                 status_out = gr.Markdown(elem_id="status")
-                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height=200,
-                                       object_fit="contain")
+                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height="auto",
+                                       object_fit="contain", allow_preview=False)
         with gr.Row():
             face_in = gr.Dropdown([], label="Face", interactive=True)
             scores_out = gr.Label(num_top_classes=7, label="Scores (selected model)", elem_id="scores")
         compare_out = gr.Plot(label="All models on the selected face")
         with gr.Row():
-            explain_btn = gr.Button("Explain (Grad-CAM)")
-        explain_out = gr.Gallery(label="Grad-CAM: where the model looked", columns=4, height=240)
+            explain_btn = gr.Button("Explain (Grad-CAM)", elem_id="explain-button")
+        explain_out = gr.Image(label="Grad-CAM: where the model looked (red: most)", height=260,
+                               interactive=False, elem_id="explain")
 
     with gr.Tab("Live webcam"):
         with gr.Row():
@@ -160,7 +158,8 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                     "`python -m fer evaluate --model NAME --data PATH`.")
         gr.Dataframe(value=rows, headers=headers, interactive=False, label="Leaderboard")
         gr.Gallery([(str(e.path / "confusion_matrix.png"), e.name) for e in ENTRIES
-                    if (e.path / "confusion_matrix.png").exists()], label="Confusion matrices", columns=3)
+                    if (e.path / "confusion_matrix.png").exists()], label="Confusion matrices", columns=3,
+                   height="auto", object_fit="contain", allow_preview=True)
 
     outputs = [annotated_out, crops_out, face_in, scores_out, compare_out, status_out, state]
     with examples_slot:

@@ -80,3 +80,16 @@ def leaderboard_rows(entries) -> tuple[list[str], list[list]]:
                      m["parameters"], round(m["size_bytes"] / 1e6, 1),
                      round(latency, 2) if latency is not None else None])
     return headers, rows
+
+
+def side_by_side(images: list[np.ndarray], captions: list[str], gap: int = 8) -> np.ndarray:
+    """RGB images of equal height in a row, each with its caption underneath."""
+    h = images[0].shape[0]
+    tiles = []
+    for image, caption in zip(images, captions):
+        tile = np.full((h + 28, image.shape[1], 3), 255, np.uint8)
+        tile[:h] = image
+        cv2.putText(tile, caption, (4, h + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+        tiles.append(np.full((h + 28, gap, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)

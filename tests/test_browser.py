@@ -60,7 +60,13 @@ def test_upload_a_photo_and_see_faces_and_scores(app_server):
             page.wait_for_selector("#status:has-text('Found 2 faces')", timeout=60_000)
             page.wait_for_selector("#annotated img", timeout=30_000)
             scores = page.locator("#scores").inner_text()
+            page.click("#explain-button")
+            page.wait_for_selector("#explain img", timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+            page.get_by_role("tab", name="Model zoo").click()
+            page.wait_for_selector("text=Leaderboard", timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "zoo_tab.png"), full_page=True)
+            page.get_by_role("tab", name="Photo").click()
             # An example works on the first click: it fills the inputs and runs the analysis.
             page.locator("#examples [data-testid='dataset-cell-1-0']").click()  # three FER-2013 faces
             page.wait_for_selector("#status:has-text('Found 3 faces')", timeout=60_000)

@@ -53,6 +53,15 @@ def test_photo_to_faces_scores_and_rendering(recognizer):
     assert len(as_json["faces"][0]["box"]) == 4
 
 
+def test_side_by_side_keeps_every_image():
+    from fer.render import side_by_side
+
+    a, b = np.zeros((50, 40, 3), np.uint8), np.full((50, 30, 3), 200, np.uint8)
+    row = side_by_side([a, b], ["a", "b"], gap=5)
+    assert row.shape == (78, 75, 3)
+    assert (row[:50, :40] == 0).all() and (row[:50, 45:] == 200).all()
+
+
 def test_leaderboard_rows_from_metrics():
     from types import SimpleNamespace
 
