@@ -106,6 +106,23 @@ def cpu_latency_ms(model, runs: int = 50) -> float:
     return float(np.median(times) * 1000)
 
 
+def draw_confusion_matrix(ax, result: EvaluationResult, fontsize: int = 7, counts: bool = True):
+    """Draw the row-normalised confusion matrix (recall on the diagonal) on a matplotlib axis."""
+    cm = np.asarray(result.confusion_matrix, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(result.labels)), result.labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(result.labels)), result.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(result.labels)):
+        for j in range(len(result.labels)):
+            text = f"{norm[i, j]:.2f}\n{int(cm[i, j])}" if counts else f"{norm[i, j]:.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    return image
+
+
 def plot_confusion_matrix(result: EvaluationResult, path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix with counts, saved as PNG."""
     import matplotlib
@@ -113,20 +130,10 @@ def plot_confusion_matrix(result: EvaluationResult, path: Path, title: str = "")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm = np.asarray(result.confusion_matrix, dtype=float)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(result.labels)), result.labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(result.labels)), result.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(result.labels)):
-        for j in range(len(result.labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+    image = draw_confusion_matrix(ax, result)
     ax.set_title(title or f"accuracy {result.accuracy:.3f}, macro F1 {result.macro_f1:.3f}")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="recall (row-normalised)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="recall (row-normalised)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

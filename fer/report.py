@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.evaluation import draw_confusion_matrix
 from fer.labels import EMOTIONS
 from fer.zoo import ZooEntry
 
@@ -56,18 +57,8 @@ def plot_confusion_matrices(entries: list[ZooEntry], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(entries), figsize=(4.6 * len(entries), 4.4), squeeze=False)
     for ax, entry in zip(axes[0], entries):
-        cm = np.asarray(entry.metrics["test"]["confusion_matrix"], dtype=float)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(EMOTIONS)), EMOTIONS, fontsize=8)
-        for i in range(len(EMOTIONS)):
-            for j in range(len(EMOTIONS)):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+        draw_confusion_matrix(ax, entry.test, fontsize=6, counts=False)
         ax.set_title(f"{entry.name} ({entry.metrics['test']['accuracy']:.3f})")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

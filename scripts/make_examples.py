@@ -9,14 +9,17 @@ a padded background so that the face detector finds them as it would in a photo.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer.data import load_eval_split
-from fer.faces import decode_image, detect_faces
-from fer.labels import EMOTIONS
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: python scripts/make_examples.py
+
+from fer.data import load_eval_split  # noqa: E402
+from fer.faces import decode_image, detect_faces  # noqa: E402
+from fer.labels import EMOTIONS  # noqa: E402
 
 CELL = 220  # pixels per face cell
 FACE = 150  # face size inside a cell
