@@ -84,3 +84,36 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     with open(tmp_path / "custom_cnn" / "history.csv") as f:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     assert epochs == [0, 1, 2], "resume must start after the last finished epoch"
+
+
+def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
+    import os
+    import signal
+    import time
+
+    from conftest import write_tree
+
+    x, y = synthetic_faces(120, seed=3)
+    write_tree(tmp_path / "data" / "train", x, y)
+    write_tree(tmp_path / "data" / "test", x[::10], y[::10])
+    args = [sys.executable, str(REPO / "train.py"), "--data", str(tmp_path / "data"), "--epochs", "4",
+            "--batch-size", "16", "--output", str(tmp_path / "runs"), "--zoo-dir", str(tmp_path / "zoo"),
+            "--name", "killed", "--tta", "none"]
+    history = tmp_path / "runs" / "killed" / "history.csv"
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the second epoch
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 1 <= done_before < 4
+
+    resumed = subprocess.run([*args, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with open(history) as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == [0, 1, 2, 3], f"resume must finish the planned epochs once each, got {epochs}"
+    assert (tmp_path / "zoo" / "killed" / "model.keras").is_file()
