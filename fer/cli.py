@@ -27,21 +27,76 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _expand_images(paths: list[str]) -> list[str]:
+    """Files as given; folders replaced by the image files under them, sorted."""
+    from pathlib import Path
+
+    images = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            images += sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            images.append(p)
+    return images
+
+
+def _predict_one(recognizer, image: str, models: list[str], whole_image: bool) -> dict:
+    item: dict = {"image": image, "faces": []}
+    try:
+        result = recognizer.predict(image, models=models, whole_image_if_no_face=whole_image)
+        item["faces"] = [face.to_dict() for face in result.faces]
+    except ImageError as e:
+        item["error"] = str(e)
+        logging.getLogger("fer").warning("%s: %s", image, e)
+    return item
+
+
+def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_image: bool, out: str) -> int:
+    """Stream one row per face and model to ``out``; images already in it are skipped (resume)."""
+    import csv
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from fer.labels import EMOTIONS
+
+    header = ["image", "face", "x", "y", "w", "h", "model", *EMOTIONS, "error"]
+    done: set[str] = set()
+    if Path(out).exists():
+        with open(out, newline="") as f:
+            done = {row["image"] for row in csv.DictReader(f)}
+    todo = [i for i in images if i not in done]
+    if done:
+        logging.getLogger("fer").info("Resuming %s: %d images done, %d to go", out, len(images) - len(todo), len(todo))
+    with open(out, "a", newline="") as f:
+        writer = csv.writer(f)
+        if not done:
+            writer.writerow(header)
+        for image in tqdm(todo, desc="images", unit="img"):
+            item = _predict_one(recognizer, image, models, whole_image)
+            if "error" in item or not item["faces"]:
+                writer.writerow([image, "", "", "", "", "", "", *[""] * len(EMOTIONS), item.get("error", "no face")])
+            for k, face in enumerate(item["faces"], start=1):
+                box = face["box"] or ["", "", "", ""]
+                for model, scores in face["scores"].items():
+                    writer.writerow([image, k, *box, model, *[f"{scores[e]:.6f}" for e in EMOTIONS], ""])
+            f.flush()  # a killed run keeps every finished image
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from fer.inference import Recognizer
 
     recognizer = Recognizer.from_zoo()
     models = recognizer.resolve(args.model)
-    results = []
-    for image in args.images:
-        item: dict = {"image": image, "faces": []}
-        try:
-            result = recognizer.predict(image, models=models, whole_image_if_no_face=args.whole_image)
-            item["faces"] = [face.to_dict() for face in result.faces]
-        except ImageError as e:
-            item["error"] = str(e)
-            logging.getLogger("fer").warning("%s: %s", image, e)
-        results.append(item)
+    images = _expand_images(args.images)
+    if args.out:
+        return _predict_to_csv(recognizer, images, models, args.whole_image, args.out)
+    results = [_predict_one(recognizer, image, models, args.whole_image) for image in images]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -118,10 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_evaluate)
 
     pr = sub.add_parser("predict", help="find faces in images and score them")
-    pr.add_argument("images", nargs="+", help="image files")
+    pr.add_argument("images", nargs="+", help="image files or folders of them")
     pr.add_argument("--model", default="all", help="a zoo name, ensemble, or all (default)")
     pr.add_argument("--whole-image", action="store_true", help="classify the whole image when no face is found")
     pr.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    pr.add_argument("--out", default=None,
+                    help="stream results to this CSV (one row per face and model); rerun to resume")
     pr.set_defaults(func=_predict)
 
     zoo = sub.add_parser("zoo", help="the model zoo")

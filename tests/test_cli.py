@@ -31,3 +31,31 @@ def test_predict_json_lists_faces_per_image_and_reports_bad_files(app_zoo, tmp_p
 def test_unknown_model_is_a_clear_error(app_zoo, tmp_path):
     out = _fer("predict", "x.jpg", "--model", "gpt", zoo=app_zoo)
     assert out.returncode == 2 and "alpha, beta, ensemble" in out.stderr
+
+
+@needs_photos
+def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path):
+    import csv
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("couple.jpg", "img1.jpg"):
+        shutil.copy(PHOTOS / name, folder / name)
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "results.csv"
+    first = _fer("predict", str(folder / "couple.jpg"), "--model", "alpha", "--out", str(out), zoo=app_zoo)
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = _fer("predict", str(folder), "--model", "all", "--out", str(out), zoo=app_zoo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Resuming" in done.stderr and "1 images done, 2 to go" in done.stderr
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    by_image = {}
+    for row in rows:
+        by_image.setdefault(row["image"].rsplit("/", 1)[-1], []).append(row)
+    assert len(by_image["couple.jpg"]) == 2  # two faces, model alpha only: not redone
+    assert len(by_image["img1.jpg"]) == 3  # one face, alpha + beta + ensemble
+    assert "Not a readable image" in by_image["broken.png"][0]["error"]
+    assert abs(sum(float(by_image["img1.jpg"][0][e]) for e in
+                   ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")) - 1) < 1e-4
