@@ -27,12 +27,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
 def _expand_images(paths: list[str]) -> list[str]:
     """Files as given; folders replaced by the image files under them, sorted."""
     from pathlib import Path
+
+    from fer.faces import IMAGE_SUFFIXES
 
     images = []
     for p in paths:

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ["emotion", "pixels", "Usage"]
 CSV_USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
 @dataclass

@@ -16,6 +16,8 @@ import numpy as np
 from fer.errors import ImageError
 from fer.labels import IMAGE_SIZE
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm"})
+"""File suffixes taken as images when a folder is scanned."""
 MAX_PIXELS = 50_000_000
 """Images with more pixels than this are refused before decoding (decompression bombs)."""
 MAX_SIDE = 1600
