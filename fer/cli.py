@@ -113,17 +113,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _zoo_list(args: argparse.Namespace) -> int:
-    from fer.zoo import list_entries
+    from fer.zoo import list_entries, manifest_records
 
-    entries = list_entries()
-    if args.json:
-        print(json.dumps([{
-            "name": e.name, "architecture": e.architecture, "file": str(e.model_file),
-            "sha256": e.metrics.get("sha256"), "size_bytes": e.metrics.get("size_bytes"),
-            "parameters": e.metrics.get("parameters"),
-            "accuracy": e.metrics["test"]["accuracy"], "macro_f1": e.metrics["test"]["macro_f1"],
-        } for e in entries], indent=2))
+    if args.json:  # the manifest's records
+        print(json.dumps(manifest_records(), indent=2))
         return 0
+    entries = list_entries()
     if not entries:
         print("The zoo is empty: train a model with train.py.")
         return 0

@@ -94,7 +94,9 @@ def cpu_latency_ms(model, runs: int = 50) -> float:
 
     import tensorflow as tf
 
-    infer = tf.function(lambda x: model(x, training=False))
+    from fer.models import traced_inference
+
+    infer = traced_inference(model)
     x = tf.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1))
     for _ in range(3):
         infer(x)  # trace and warm up

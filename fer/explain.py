@@ -18,16 +18,11 @@ def _classifier(model):
 
 
 def _is_feature_map(layer, min_side: int) -> bool:
-    shape = layer.output.shape
-    return len(shape) == 4 and shape[1] is not None and shape[1] >= min_side \
-        and not isinstance(layer, (_layers().InputLayer, _layers().MaxPooling2D, _layers().Concatenate,
-                                   _layers().ZeroPadding2D))
-
-
-def _layers():
     from keras import layers
 
-    return layers
+    shape = layer.output.shape
+    return len(shape) == 4 and shape[1] is not None and shape[1] >= min_side \
+        and not isinstance(layer, (layers.InputLayer, layers.MaxPooling2D, layers.Concatenate, layers.ZeroPadding2D))
 
 
 def _target_layer(model, min_side: int = 6):

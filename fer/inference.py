@@ -19,6 +19,7 @@ import numpy as np
 from fer.errors import UnknownModelError
 from fer.faces import Box, crop_face, detect_faces, load_image
 from fer.labels import EMOTIONS, IMAGE_SIZE
+from fer.models import traced_inference
 from fer.zoo import ENSEMBLE
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Recognizer:
         if not models:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
         self.models = dict(models)
-        self._fns = {name: _compiled(m) for name, m in self.models.items()}
+        self._fns = {name: traced_inference(m) for name, m in self.models.items()}
         self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
 
     @classmethod
@@ -125,14 +126,3 @@ class Recognizer:
             for i, box in enumerate(boxes or [None])
         ]
         return ImageResult(faces, rgb, whole_image=whole)
-
-
-def _compiled(model):
-    """A traced inference function: much cheaper per call than ``model.predict``."""
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def infer(x):
-        return model(x, training=False)
-
-    return infer

@@ -101,24 +101,30 @@ def read_manifest(zoo_dir: Path | None = None) -> dict[str, dict]:
     return {m["name"]: m for m in json.loads(path.read_text())["models"]}
 
 
-def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None) -> Path:
-    """Rewrite manifest.json from the zoo's entries, keeping (or updating with ``hub``) where each
-    model is published on the Hub. Written atomically."""
+def manifest_records(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None) -> list[dict]:
+    """One record per zoo entry: file, sha256, size, parameters, headline metrics and where it is
+    published on the Hub (from ``hub``, else the existing manifest)."""
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     old = read_manifest(zoo_dir)
-    models = []
+    records = []
     for entry in list_entries(zoo_dir):
         m = entry.metrics
         published = (hub or {}).get(entry.name) or old.get(entry.name, {}).get("hub") or \
             {"repo_id": None, "revision": None}
-        models.append({
+        records.append({
             "name": entry.name, "architecture": entry.architecture, "file": f"{entry.name}/{MODEL_FILE}",
             "sha256": m["sha256"], "size_bytes": m["size_bytes"], "parameters": m["parameters"],
             "hub": published,
             "metrics": {"accuracy": m["test"]["accuracy"], "macro_f1": m["test"]["macro_f1"]},
         })
+    return records
+
+
+def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None) -> Path:
+    """Rewrite manifest.json from the zoo's entries (see manifest_records). Written atomically."""
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     tmp = zoo_dir / f".{MANIFEST_FILE}.tmp"
-    tmp.write_text(json.dumps({"models": models}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"models": manifest_records(zoo_dir, hub)}, indent=2) + "\n")
     os.replace(tmp, zoo_dir / MANIFEST_FILE)
     return zoo_dir / MANIFEST_FILE
 

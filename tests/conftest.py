@@ -84,7 +84,7 @@ def app_zoo(tmp_path_factory):
     import keras
 
     from fer.evaluation import compute_metrics
-    from fer.models import build_model, with_flip_tta
+    from fer.models import build_model, with_tta
     from fer.training import TrainConfig
     from fer.zoo import export_entry
 
@@ -96,7 +96,7 @@ def app_zoo(tmp_path_factory):
     for seed, name in [(0, "alpha"), (1, "beta")]:
         keras.utils.set_random_seed(seed)
         config = TrainConfig(name=name, zoo_dir=str(root / "zoo"))
-        export_entry(with_flip_tta(build_model("custom_cnn")), config, result, result, run_dir, train_seconds=1)
+        export_entry(with_tta(build_model("custom_cnn"), "flip"), config, result, result, run_dir, train_seconds=1)
     return root / "zoo"
 
 

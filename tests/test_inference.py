@@ -7,7 +7,7 @@ from conftest import PHOTOS, needs_photos, synthetic_faces
 from fer.errors import UnknownModelError
 from fer.inference import ENSEMBLE, Recognizer
 from fer.labels import EMOTIONS
-from fer.models import build_model, with_flip_tta
+from fer.models import build_model, with_tta
 from fer.render import annotate, compare_figure, leaderboard_rows
 
 
@@ -16,7 +16,7 @@ def recognizer():
     import keras
 
     keras.utils.set_random_seed(0)
-    return Recognizer({"a": with_flip_tta(build_model("custom_cnn")), "b": build_model("custom_cnn")})
+    return Recognizer({"a": with_tta(build_model("custom_cnn"), "flip"), "b": build_model("custom_cnn")})
 
 
 def test_scores_match_the_model_and_ensemble_is_the_mean(recognizer):
@@ -109,5 +109,5 @@ def test_grad_cam_works_for_every_architecture(name):
     from fer.explain import grad_cam
 
     face = np.random.default_rng(0).integers(0, 256, (48, 48)).astype(np.uint8)
-    cam, cls = grad_cam(with_flip_tta(build_model(name)), face)
+    cam, cls = grad_cam(with_tta(build_model(name), "flip"), face)
     assert cam.shape == (48, 48) and 0 <= cls < 7

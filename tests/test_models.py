@@ -4,7 +4,7 @@ import pytest
 
 from fer.errors import UnknownModelError
 from fer.labels import NUM_CLASSES
-from fer.models import ARCHITECTURES, build_model, with_flip_tta
+from fer.models import ARCHITECTURES, build_model, with_tta
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -30,7 +30,7 @@ def test_unknown_architecture_names_the_choices():
 
 def test_flip_tta_is_the_mean_over_the_mirror_image():
     model = build_model("custom_cnn")
-    tta = with_flip_tta(model)
+    tta = with_tta(model, "flip")
     x = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")
     expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
