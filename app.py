@@ -183,7 +183,9 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     api_image.upload(predict_api, [api_image, api_model], api_out, api_name="predict")
     api_model.input(compare_api, [api_image], api_out, api_name="compare")
 
-demo.queue(max_size=64, default_concurrency_limit=2)
+# Requests beyond the queue get a "queue is full" answer at once instead of waiting without end.
+demo.queue(max_size=int(os.environ.get("FER_MAX_QUEUE", "64")),
+           default_concurrency_limit=int(os.environ.get("FER_CONCURRENCY", "2")))
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb", show_error=True,

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -72,12 +68,6 @@ def synthetic_folders(tmp_path_factory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_zoo(tmp_path_factory):
     """Two small untrained models exported as zoo entries (the app needs no trained weights to be tested)."""
@@ -101,26 +91,14 @@ def app_zoo(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_server(app_zoo, tmp_path_factory):
-    """app.py on a free local port, serving a zoo of two small untrained models."""
-    port = _free_port()
-    env = {**os.environ, "FER_ZOO_DIR": str(app_zoo), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, open(log.name).read()[-3000:]
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app.py did not start within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+def app_process(app_zoo, tmp_path_factory):
+    """(url, pid) of app.py on a free local port, serving a zoo of two small untrained models."""
+    from benchmarks.load import serve_app
+
+    with serve_app({"FER_ZOO_DIR": str(app_zoo)}, tmp_path_factory.mktemp("log") / "app.log") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def app_server(app_process) -> str:
+    return app_process[0]
