@@ -71,12 +71,9 @@ def _decode_with_pillow(source, max_pixels: int) -> tuple[np.ndarray, int]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        if isinstance(source, (bytes, bytearray)):
-            if not source:
-                raise ImageError("The file is empty: upload a JPEG, PNG, WebP, BMP or GIF photo.")
-            handle = Image.open(io.BytesIO(source))
-        else:
-            handle = Image.open(Path(source))
+        if not (len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size):
+            raise ImageError("The file is empty: upload a JPEG, PNG, WebP, BMP or GIF photo.")
+        handle = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source))
         with handle as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(f"The image is {image.width}x{image.height} pixels, more than the "
@@ -99,7 +96,11 @@ def _decode_with_pillow(source, max_pixels: int) -> tuple[np.ndarray, int]:
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy(), original_width
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+    except FileNotFoundError:
+        raise ImageError(f"No such file: {source}") from None
+    except UnidentifiedImageError:  # its message names a file object or a server path: not for people
+        raise ImageError("Not a readable image: upload a JPEG, PNG, WebP, BMP or GIF photo.") from None
+    except Image.DecompressionBombError as e:
         raise ImageError(f"Not a readable image ({e}): upload a JPEG, PNG, WebP, BMP or GIF photo.") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"The image is corrupt or truncated ({e}): try another file.") from None

@@ -152,7 +152,7 @@ def traced_inference(model: keras.Model):
     ``model.predict``."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])  # one trace, any batch
     def infer(x):
         return model(x, training=False)
 
