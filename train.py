@@ -14,7 +14,7 @@ from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig
 from fer.errors import FerError
 from fer.models import ARCHITECTURES, TTA_MODES
 from fer.recipe import run
-from fer.training import TrainConfig
+from fer.training import STRATEGIES, TrainConfig
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--weights", choices=["none", "imagenet"], default="none",
                    help="initial weights for vgg16/resnet50v2 (imagenet needs internet)")
+    p.add_argument("--init-from", metavar="MODEL", default=None,
+                   help="start from the weights of a trained model of the same architecture (a .keras file, "
+                        "zoo entry or zoo name): a warm restart with a new learning-rate cycle")
+    p.add_argument("--strategy", choices=list(STRATEGIES), default=d.strategy,
+                   help="mirrored: synchronous data-parallel training on every GPU of this machine (see README)")
+    p.add_argument("--logical-cpus", type=int, default=d.logical_cpus, metavar="N",
+                   help="split the CPU into N devices, to try --strategy mirrored on a machine without GPUs")
     p.add_argument("--tta", choices=["auto", *TTA_MODES], default=None,
                    help=f"test-time augmentation baked into the exported model (default {d.tta}: the best of "
                         f"{', '.join(TTA_MODES)} on validation); may be changed on --resume")
@@ -67,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         class_weight=args.class_weight, oversample=args.oversample, augment=augment,
         val_fraction=args.val_fraction, seed=args.seed, weights=None if args.weights == "none" else args.weights,
+        init_from=args.init_from, strategy=args.strategy, logical_cpus=args.logical_cpus,
         tta=args.tta or d.tta, zoo_dir=args.zoo_dir, export=not args.no_export)
     return config, args
 

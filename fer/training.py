@@ -46,6 +46,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     weights: str | None = None
+    init_from: str | None = None  # a model file, zoo entry or zoo name of this architecture to start from
+    strategy: str = "default"  # default (one device) or mirrored (data-parallel over every GPU)
+    logical_cpus: int = 0  # split the CPU into this many devices (to try --strategy mirrored without GPUs)
     tta: str = "auto"  # none, flip, flip_shift, or auto (the best on validation): baked into the exported model
     zoo_dir: str = "model_zoo"
     export: bool = True
@@ -66,6 +69,35 @@ class TrainConfig:
         d = dict(d)
         d["augment"] = AugmentConfig(**d.get("augment", {}))
         return cls(**d)
+
+
+# train.py's option for each TrainConfig field that a command line can set.
+_FLAGS = {"architecture": "--arch", "data": "--data", "name": "--name", "epochs": "--epochs",
+          "batch_size": "--batch-size", "learning_rate": "--lr", "schedule": "--schedule",
+          "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
+          "class_weight": "--class-weight", "oversample": "--oversample", "val_fraction": "--val-fraction",
+          "seed": "--seed", "weights": "--weights", "init_from": "--init-from", "strategy": "--strategy",
+          "tta": "--tta"}
+_AUGMENT_FLAGS = {"rotation": "--rotation", "shift": "--shift", "zoom": "--zoom", "brightness": "--brightness",
+                  "contrast": "--contrast"}
+
+
+def command_line(config: TrainConfig, data: str | None = None) -> str:
+    """The ``python train.py ...`` command that trains ``config`` (options at their default left out)."""
+    import shlex
+
+    default, default_augment = TrainConfig(), AugmentConfig()
+    args = ["--arch", config.architecture, "--data", data or config.data]
+    for key, flag in _FLAGS.items():
+        value = getattr(config, key)
+        if key not in ("architecture", "data") and value != getattr(default, key) and value is not None:
+            args += [flag, str(value)]
+    if not config.augment.flip:
+        args.append("--no-flip")
+    for key, flag in _AUGMENT_FLAGS.items():
+        if getattr(config.augment, key) != getattr(default_augment, key):
+            args += [flag, str(getattr(config.augment, key))]
+    return shlex.join(["python", "train.py", *args])
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, augmenter=None,
@@ -133,6 +165,66 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
 
 
+STRATEGIES = ("default", "mirrored")
+
+
+def distribution_strategy(name: str, logical_cpus: int = 0):
+    """The distribution strategy models are built under (a context manager).
+
+    ``mirrored``: synchronous data parallelism, one replica per GPU (or per logical CPU device when
+    there is no GPU): ``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel``
+    on JAX. Batches are global: each of N replicas gets batch_size / N faces a step.
+    """
+    import contextlib
+
+    import keras
+
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    if keras.backend.backend() == "jax":
+        if name == "mirrored":
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+            log.info("Data parallel (JAX) over %d devices", len(keras.distribution.list_devices()))
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if logical_cpus > 1:
+        try:
+            tf.config.set_logical_device_configuration(
+                tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+        except RuntimeError:
+            raise ValueError("--logical-cpus must be set before TensorFlow starts: use it from train.py") from None
+    if name == "default":
+        return contextlib.nullcontext()
+    devices = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    log.info("MirroredStrategy: %d replicas in sync (%s)", strategy.num_replicas_in_sync, ", ".join(devices))
+    return strategy.scope()
+
+
+def load_initial_weights(model, source: str) -> None:
+    """Start ``model`` from the weights of a trained model of the same architecture (a warm restart).
+
+    ``source`` is a .keras file, a zoo entry folder or a zoo name; an exported entry wraps the
+    network in test-time augmentation, so the inner network of the same name is used.
+    """
+    import keras
+
+    from fer.zoo import resolve_model_path
+
+    trained = keras.saving.load_model(resolve_model_path(source), safe_mode=True, compile=False)
+    if trained.name != model.name:
+        inner = [layer for layer in trained.layers if isinstance(layer, keras.Model) and layer.name == model.name]
+        if not inner:
+            raise ValueError(f"--init-from {source}: holds no {model.name} network to start from.")
+        trained = inner[0]
+    try:
+        model.set_weights(trained.get_weights())
+    except ValueError as e:
+        raise ValueError(f"--init-from {source}: its weights do not fit {model.name} ({e}).") from None
+    log.info("Initial weights from %s", source)
+
+
 def _epoch_timer_class():
     import keras
 
@@ -159,6 +251,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     """Train (or resume) the run; returns the best-on-validation model."""
     import keras
 
+    scope = distribution_strategy(config.strategy, config.logical_cpus)  # before anything starts TensorFlow
     keras.utils.set_random_seed(config.seed)
     from fer.augment import build_augmenter
     from fer.models import build_model
@@ -177,13 +270,17 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     val_ds = make_dataset(dataset.val.images, dataset.val.labels, 256)
     steps_per_epoch = int(train_ds.cardinality())
 
-    model = build_model(config.architecture, weights=config.weights)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=False,  # XLA is slower than the plain kernels on CPU here
-    )
+    with scope:  # variables (weights, optimizer slots) live on every replica
+        model = build_model(config.architecture, weights=config.weights)
+        if config.init_from:
+            load_initial_weights(model, config.init_from)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(_learning_rate(config, steps_per_epoch),
+                                             weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+            jit_compile=False,  # XLA is slower than the plain kernels on CPU here
+        )
     callbacks = [
         EpochTimer(),
         # Saves weights + optimizer state every epoch; restores them on --resume.

@@ -117,3 +117,46 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     assert epochs == [0, 1, 2, 3], f"resume must finish the planned epochs once each, got {epochs}"
     assert (tmp_path / "zoo" / "killed" / "model.keras").is_file()
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpu_devices(synthetic_folders, tmp_path):
+    args = ["--data", str(synthetic_folders), "--epochs", "5", "--batch-size", "32", "--output", str(tmp_path),
+            "--zoo-dir", str(tmp_path / "zoo"), "--name", "mirrored", "--lr", "3e-3", "--warmup-epochs", "0",
+            "--tta", "none", "--strategy", "mirrored", "--logical-cpus", "2"]
+    done = _train(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MirroredStrategy: 2 replicas in sync (/device:CPU:0, /device:CPU:1)" in done.stderr
+    metrics = json.loads((tmp_path / "zoo" / "mirrored" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.4, "chance is 0.14: the replicas did not learn together"
+
+
+def test_init_from_starts_from_an_exported_entry_and_refuses_another_architecture(app_zoo):
+    from fer.models import build_model
+    from fer.training import load_initial_weights
+
+    model = build_model("custom_cnn")
+    load_initial_weights(model, str(app_zoo / "alpha"))
+    x = synthetic_faces(1)[0][..., None].astype("float32")
+    from fer.zoo import load_model
+
+    exported = load_model(str(app_zoo / "alpha"))  # the same network, wrapped in flip TTA
+    inner = next(layer for layer in exported.layers if layer.name == "custom_cnn")
+    np.testing.assert_allclose(model.predict(x, verbose=0), inner.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="holds no resnet50v2 network"):
+        load_initial_weights(build_model("resnet50v2"), str(app_zoo / "alpha"))
+
+
+def test_command_line_round_trips_through_train_py():
+    import shlex
+
+    import train
+    from fer.augment import AugmentConfig
+    from fer.training import command_line
+
+    config = TrainConfig(architecture="vgg16", data="data dir/fer2013.csv", epochs=7, learning_rate=5e-4,
+                         class_weight='{"disgust": 4}', init_from="runs/first/best.keras", strategy="mirrored",
+                         tta="flip", augment=AugmentConfig(flip=False, rotation=0.0))
+    command = shlex.split(command_line(config))
+    assert command[:2] == ["python", "train.py"]
+    assert train.parse_args(command[2:])[0] == config
+    assert shlex.split(command_line(TrainConfig()))[2:] == ["--arch", "custom_cnn", "--data", "../shared/fer2013"]
