@@ -154,13 +154,43 @@ def _zoo_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_export_tflite(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from fer.data import load_dataset
+    from fer.errors import ZooError
+    from fer.evaluation import evaluate_model
+    from fer.lite import MAX_ACCURACY_DROP, LiteModel, export_tflite
+    from fer.training import TrainConfig
+    from fer.zoo import default_zoo_dir, load_model
+
+    config_path = default_zoo_dir() / args.name / "config.json"
+    config = TrainConfig.from_dict(json.loads(config_path.read_text())) if config_path.exists() else TrainConfig()
+    model = load_model(args.name)
+    out = export_tflite(model, Path(args.out or f"exports/{args.name}.tflite"))
+    # The check runs on the validation slice the model was selected on, never on test.
+    val = load_dataset(args.data, val_fraction=config.val_fraction, seed=config.seed).val
+    keras_accuracy = evaluate_model(model, val).accuracy
+    lite_accuracy = evaluate_model(LiteModel(out), val).accuracy
+    result = {"model": args.name, "file": str(out), "size_mb": round(out.stat().st_size / 2**20, 2),
+              "validation_faces": len(val), "keras_accuracy": round(keras_accuracy, 4),
+              "tflite_accuracy": round(lite_accuracy, 4)}
+    if abs(lite_accuracy - keras_accuracy) > MAX_ACCURACY_DROP:
+        out.unlink()
+        raise ZooError(f"The TFLite export of {args.name} changes validation accuracy from {keras_accuracy:.4f} "
+                       f"to {lite_accuracy:.4f} (more than {MAX_ACCURACY_DROP * 100:.1f} point): not kept.")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer", description="FER-2013 model zoo tools.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="per-class metrics of a model on a data source's test split")
-    ev.add_argument("--model", required=True, help="zoo name, zoo entry folder or .keras file")
+    ev.add_argument("--model", required=True, help="zoo name, zoo entry folder, .keras or .tflite file")
     ev.add_argument("--data", required=True,
                     help="fer2013.csv (PrivateTest), a folder with train/ and test/ (test/), or an emotion-folder tree (whole)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
@@ -188,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
     zr.set_defaults(func=_zoo_report)
+    zt = zoo_sub.add_parser("export-tflite", help="export a model to TensorFlow Lite, kept only if accuracy holds")
+    zt.add_argument("name", help="zoo entry (or ensemble)")
+    zt.add_argument("--data", required=True, help="the training data: accuracy is compared on its validation slice")
+    zt.add_argument("--out", default=None, help="the .tflite file (default: exports/NAME.tflite)")
+    zt.set_defaults(func=_zoo_export_tflite)
     return parser
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from fer.errors import UnknownModelError, ZooError
 from fer.evaluation import EvaluationResult, cpu_latency_ms, plot_confusion_matrix
 from fer.labels import EMOTIONS, IMAGE_SIZE
+from fer.training import command_line
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -192,7 +193,7 @@ ENSEMBLE = "ensemble"
 
 
 def load_model(model: str, zoo_dir: Path | None = None):
-    """Load a Keras model by zoo name or path, with Keras safe mode on.
+    """Load a Keras model by zoo name or path, with Keras safe mode on (a .tflite file: a LiteModel).
 
     ``ensemble`` is a model averaging the probabilities of every entry in the zoo.
     """
@@ -210,6 +211,10 @@ def load_model(model: str, zoo_dir: Path | None = None):
         outputs = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
         return keras.Model(inputs, outputs, name=ENSEMBLE)
     path = resolve_model_path(model, zoo_dir)
+    if path.suffix == ".tflite":
+        from fer.lite import LiteModel
+
+        return LiteModel(path)
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
@@ -246,6 +251,8 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
             "test": test.to_dict(),
             "validation": val.to_dict(),
         }
+        if config.init_from:
+            metrics["init"] = initial_run(config.init_from)
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(metrics, config))
         final = zoo_dir / name
@@ -261,6 +268,38 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def initial_run(init_from: str) -> dict:
+    """What a warm restart started from: the first run's config and cost, where they lie beside it."""
+    path = Path(init_from)
+    folder = path if path.is_dir() else path.parent
+    run = {"from": init_from}
+    if (folder / "config.json").is_file():
+        run["config"] = json.loads((folder / "config.json").read_text())
+    if (folder / METRICS_FILE).is_file():
+        first = json.loads((folder / METRICS_FILE).read_text())
+        run.update(epochs=first["epochs"], train_seconds=first["train_seconds"])
+    return run
+
+
+def _reproduce_model(config, init: dict | None) -> str:
+    if not init:
+        return f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`"
+    if "config" not in init:
+        return (f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}` (a warm restart "
+                f"from `{init['from']}`)")
+    from fer.training import TrainConfig
+
+    first = TrainConfig.from_dict({**init["config"], "name": f"{config.run_name}_cycle1", "export": False})
+    second = TrainConfig.from_dict({**config.to_dict(), "init_from": f"runs/{first.run_name}/best.keras"})
+    return f"""Reproduce the model: two cycles, the second a warm restart from the first's best epoch
+(the learning rate rises again and decays over a new cosine cycle; same validation slice):
+
+```bash
+{command_line(first, data='PATH/TO/fer2013')} --no-export
+{command_line(second, data='PATH/TO/fer2013')}
+```"""
 
 
 def model_card(metrics: dict, config) -> str:
@@ -298,6 +337,12 @@ def model_card(metrics: dict, config) -> str:
         tta += (" — chosen on the validation slice (" + ", ".join(
             f"{m}: {a:.4f}" for m, a in metrics["tta_validation_accuracy"].items()) + ")")
     c = config.to_dict()
+    init = metrics.get("init") or {}
+    cost = f"{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU"
+    if "epochs" in init:
+        cost = (f"{metrics['epochs']} epochs warm-restarted from a first cycle of {init['epochs']} epochs: "
+                f"{metrics['epochs'] + init['epochs']} epochs, "
+                f"{hours + init['train_seconds'] / 3600:.2f} h in all on a 2-core CPU")
     content = f"""---
 {data.to_yaml()}
 ---
@@ -326,14 +371,14 @@ Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer
 
 ## Training
 
-{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU; {metrics['parameters']:,} parameters;
+{cost}; {metrics['parameters']:,} parameters;
 {metrics['latency_ms']:.1f} ms to score one face on that CPU (batch of one, flip TTA included when on).
 AdamW (peak learning rate {c['learning_rate']}, {c['schedule']} schedule, weight decay {c['weight_decay']}),
 batch {c['batch_size']}, label smoothing {c['label_smoothing']}, class weights `{c['class_weight']}`,
 oversampling {c['oversample'] or 'off'}, augmentation {json.dumps(c['augment'])}, seed {c['seed']}.
 The full config is in `config.json`, the per-epoch history in `history.csv`.
 
-Reproduce the model: `python train.py --arch {config.architecture} --data PATH/TO/fer2013 --epochs {c['epochs']}`
+{_reproduce_model(config, metrics.get("init"))}
 
 ## Intended use and limits
 

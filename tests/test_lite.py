@@ -1,0 +1,46 @@
+"""TensorFlow Lite export: same scores as Keras, evaluated through the same contract, refused if accuracy moves."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_faces
+from fer.cli import main
+
+
+@pytest.fixture
+def zoo_env(app_zoo, monkeypatch):
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
+    return app_zoo
+
+
+def test_export_keeps_scores_and_evaluate_reads_tflite(zoo_env, synthetic_folders, tmp_path, capsys):
+    from fer.lite import LiteModel
+    from fer.zoo import load_model
+
+    out = tmp_path / "alpha.tflite"
+    assert main(["zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tflite_accuracy"] == report["keras_accuracy"] and report["validation_faces"] == 28
+
+    faces = synthetic_faces(3, seed=5)[0][..., None].astype(np.float32)
+    lite = load_model(str(out))
+    assert isinstance(lite, LiteModel)
+    np.testing.assert_allclose(lite(faces), load_model("alpha").predict(faces, verbose=0), atol=1e-5)
+
+    assert main(["evaluate", "--model", str(out), "--data", str(synthetic_folders), "--json"]) == 0
+    lite_result = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", "alpha", "--data", str(synthetic_folders), "--json"]) == 0
+    assert lite_result == json.loads(capsys.readouterr().out)
+
+
+def test_an_export_that_moves_accuracy_is_refused_and_removed(zoo_env, synthetic_folders, tmp_path, monkeypatch,
+                                                               capsys):
+    import fer.lite
+
+    monkeypatch.setattr(fer.lite, "MAX_ACCURACY_DROP", -1.0)  # any export now counts as moving accuracy
+    out = tmp_path / "alpha.tflite"
+    assert main(["zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out)]) == 2
+    assert "not kept" in capsys.readouterr().err
+    assert not out.exists()
