@@ -3,8 +3,13 @@
     python benchmarks/run.py [--photo PATH] [--out benchmarks/results.json]
 
 Measures, per model: batch-1 latency (p50 / p95, in a traced function) and batched throughput on
-48x48 faces; end to end for a 1024-px photo: decode + detect + classify with every model; and the
-training input pipeline: throughput of a training step fed augmented batches versus cached tensors.
+48x48 faces; end to end for a 1024-px photo with one face (the largest face of --photo with its
+surroundings): decode + detect + classify with every model; and the training input pipeline:
+throughput of a training step fed augmented batches versus cached tensors.
+
+Architectures that have no zoo entry yet are timed as untrained stand-ins with the same 10-view
+test-time augmentation (speed does not depend on the weights), named "<architecture> (stand-in)";
+--no-stand-ins leaves them out. Results are merged into --out (benchmarks/load.py adds "load").
 """
 
 from __future__ import annotations
@@ -49,25 +54,74 @@ def bench_models(recognizer, runs: int) -> dict:
     return out
 
 
-def bench_end_to_end(recognizer, photo: Path, runs: int) -> dict:
+def one_face_photo(photo: Path, side: int = 1024) -> bytes:
+    """JPEG bytes of a ``side``-px photo with one face: the largest face of ``photo`` and its surroundings."""
     import cv2
 
     from fer.faces import decode_image, detect_faces
 
-    image = cv2.imread(str(photo))
-    scale = 1024 / max(image.shape[:2])
-    image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
-    data = cv2.imencode(".jpg", image)[1].tobytes()
+    rgb = decode_image(photo.read_bytes())
+    faces = detect_faces(rgb)
+    if not faces:
+        raise SystemExit(f"No face found in {photo}: pass --photo with a face in it.")
+    f = faces[0]
+    x0, y0 = max(0, f.x - f.w), max(0, f.y - f.h)
+    crop = rgb[y0:f.y + 2 * f.h, x0:f.x + 2 * f.w]
+    scale = side / max(crop.shape[:2])
+    crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+def bench_end_to_end(recognizer, photo: Path, runs: int) -> dict:
+    from fer.faces import crop_face, decode_image, detect_faces
+
+    data = one_face_photo(photo)
     rgb = decode_image(data)
-    faces = len(detect_faces(rgb))
+    boxes = detect_faces(rgb)
+
+    def classify(names):  # what a photo costs after detection: crops and scores
+        return recognizer.score_crops([crop_face(rgb, b) for b in boxes], names)
+
     return {
-        "photo": f"{photo.name} resized to {image.shape[1]}x{image.shape[0]}, {faces} face(s)",
+        "photo": f"largest face of {photo.name} with its surroundings, {rgb.shape[1]}x{rgb.shape[0]}, "
+                 f"{len(boxes)} face(s) found",
         "decode": percentiles(time_calls(lambda: decode_image(data), runs)),
         "detect": percentiles(time_calls(lambda: detect_faces(rgb), runs)),
+        **{f"classify_{name}": percentiles(time_calls(lambda n=name: classify([n]), runs))
+           for name in recognizer.models},
         "all_models": percentiles(time_calls(lambda: recognizer.predict(data, models=list(recognizer.models)), runs)),
         **{f"{name}_only": percentiles(time_calls(lambda n=name: recognizer.predict(data, models=[n]), runs))
            for name in recognizer.models},
     }
+
+
+def bench_tflite(models: dict, runs: int) -> dict:
+    """Batch-1 latency of each model exported to TensorFlow Lite (float32), beside the traced Keras call."""
+    import tempfile
+
+    from fer.lite import LiteModel, export_tflite
+    from fer.models import traced_inference
+
+    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in models.items():
+            lite = LiteModel(export_tflite(model, Path(tmp) / "model.tflite"))
+            keras_fn = traced_inference(model)
+            keras_ms = percentiles(time_calls(lambda f=keras_fn: np.asarray(f(face)), runs))
+            lite_ms = percentiles(time_calls(lambda m=lite: m(face), runs))
+            out[name] = {"keras": keras_ms, "tflite": lite_ms,
+                         "speedup_p50": round(keras_ms["p50_ms"] / lite_ms["p50_ms"], 2),
+                         "max_score_difference": float(np.abs(lite(face) - np.asarray(keras_fn(face))).max())}
+    return out
+
+
+def stand_ins(zoo_architectures: set[str]) -> dict:
+    """Untrained models, with 10-view TTA, for the architectures the zoo lacks (timing only)."""
+    from fer.models import ARCHITECTURES, build_model, with_tta
+
+    return {f"{arch} (stand-in)": with_tta(build_model(arch), "flip_shift")
+            for arch in ARCHITECTURES if arch not in zoo_architectures}
 
 
 def bench_input_pipeline(steps: int = 30) -> dict:
@@ -107,22 +161,32 @@ def main() -> None:
     parser.add_argument("--photo", default="examples/fer2013_test_3_fear_disgust_happy_neutral.jpg",
                         help="photo for the end-to-end timing (resized to 1024 px on its longer side)")
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--no-stand-ins", action="store_true",
+                        help="time only the zoo's models, not untrained stand-ins for missing architectures")
     parser.add_argument("--out", default="benchmarks/results.json")
     args = parser.parse_args()
 
     import os
 
     from fer.inference import Recognizer
+    from fer.zoo import list_entries
 
     recognizer = Recognizer.from_zoo()
+    zoo_models = dict(recognizer.models)
+    if not args.no_stand_ins:
+        architectures = {e.architecture for e in list_entries()}
+        recognizer = Recognizer({**recognizer.models, **stand_ins(architectures)})
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version()},
         "models": bench_models(recognizer, args.runs),
         "end_to_end": bench_end_to_end(recognizer, Path(args.photo), args.runs),
+        "tflite": bench_tflite(zoo_models, args.runs),
         "input_pipeline": bench_input_pipeline(),
     }
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
