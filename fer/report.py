@@ -9,7 +9,7 @@ import numpy as np
 
 from fer.evaluation import draw_confusion_matrix
 from fer.labels import EMOTIONS
-from fer.zoo import ZooEntry
+from fer.zoo import ZooEntry, training_cost
 
 
 def markdown_table(entries: list[ZooEntry]) -> str:
@@ -20,10 +20,11 @@ def markdown_table(entries: list[ZooEntry]) -> str:
     for entry in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True):
         m, t = entry.metrics, entry.metrics["test"]
         latency = m.get("latency_ms")
+        epochs, seconds = training_cost(m)  # both cycles of a warm restart
         cells = [f"`{entry.name}`", f"**{t['accuracy']:.4f}**", f"{t['macro_f1']:.4f}",
                  *[f"{t['per_class'][e]['recall']:.3f}" for e in EMOTIONS], f"{m['parameters']:,}",
                  f"{m['size_bytes'] / 1e6:.1f}", f"{latency:.1f}" if latency is not None else "-",
-                 m.get("tta", "none"), str(m.get("epochs", "-")), f"{m.get('train_seconds', 0) / 3600:.2f}"]
+                 m.get("tta", "none"), str(epochs), f"{seconds / 3600:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

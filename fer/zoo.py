@@ -270,6 +270,13 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
         raise
 
 
+def training_cost(metrics: dict) -> tuple[int, float]:
+    """Epochs and seconds of training in all, a warm restart's first cycle included."""
+    init = metrics.get("init") or {}
+    return (metrics.get("epochs", 0) + init.get("epochs", 0),
+            metrics.get("train_seconds", 0) + init.get("train_seconds", 0))
+
+
 def initial_run(init_from: str) -> dict:
     """What a warm restart started from: the first run's config and cost, where they lie beside it."""
     path = Path(init_from)
@@ -340,9 +347,9 @@ def model_card(metrics: dict, config) -> str:
     init = metrics.get("init") or {}
     cost = f"{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU"
     if "epochs" in init:
+        epochs, seconds = training_cost(metrics)
         cost = (f"{metrics['epochs']} epochs warm-restarted from a first cycle of {init['epochs']} epochs: "
-                f"{metrics['epochs'] + init['epochs']} epochs, "
-                f"{hours + init['train_seconds'] / 3600:.2f} h in all on a 2-core CPU")
+                f"{epochs} epochs, {seconds / 3600:.2f} h in all on a 2-core CPU")
     content = f"""---
 {data.to_yaml()}
 ---
