@@ -77,6 +77,7 @@ _FLAGS = {"architecture": "--arch", "data": "--data", "name": "--name", "epochs"
           "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
           "class_weight": "--class-weight", "oversample": "--oversample", "val_fraction": "--val-fraction",
           "seed": "--seed", "weights": "--weights", "init_from": "--init-from", "strategy": "--strategy",
+          "logical_cpus": "--logical-cpus",
           "tta": "--tta"}
 _AUGMENT_FLAGS = {"rotation": "--rotation", "shift": "--shift", "zoom": "--zoom", "brightness": "--brightness",
                   "contrast": "--contrast"}

@@ -9,7 +9,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import REPO

@@ -154,7 +154,7 @@ def test_command_line_round_trips_through_train_py():
     from fer.training import command_line
 
     config = TrainConfig(architecture="vgg16", data="data dir/fer2013.csv", epochs=7, learning_rate=5e-4,
-                         class_weight='{"disgust": 4}', init_from="runs/first/best.keras", strategy="mirrored",
+                         class_weight='{"disgust": 4}', init_from="runs/first/best.keras", strategy="mirrored", logical_cpus=2,
                          tta="flip", augment=AugmentConfig(flip=False, rotation=0.0))
     command = shlex.split(command_line(config))
     assert command[:2] == ["python", "train.py"]
