@@ -162,11 +162,11 @@ def _zoo_export_tflite(args: argparse.Namespace) -> int:
     from fer.errors import ZooError
     from fer.evaluation import evaluate_model
     from fer.lite import MAX_ACCURACY_DROP, LiteModel, export_tflite
-    from fer.training import TrainConfig
+    from fer.training import TrainConfig, load_run_config
     from fer.zoo import default_zoo_dir, load_model
 
-    config_path = default_zoo_dir() / args.name / "config.json"
-    config = TrainConfig.from_dict(json.loads(config_path.read_text())) if config_path.exists() else TrainConfig()
+    entry_dir = default_zoo_dir() / args.name  # an entry keeps its run's config (the ensemble has none)
+    config = load_run_config(entry_dir) if (entry_dir / "config.json").exists() else TrainConfig()
     model = load_model(args.name)
     out = export_tflite(model, Path(args.out or f"exports/{args.name}.tflite"))
     # The check runs on the validation slice the model was selected on, never on test.
