@@ -270,15 +270,24 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
         raise
 
 
+def earlier_cycles(metrics: dict) -> list[dict]:
+    """The cycles a warm restart grew from (each ``initial_run``), the first cycle first."""
+    chain, init = [], metrics.get("init")
+    while init:
+        chain.insert(0, init)
+        init = init.get("init")
+    return chain
+
+
 def training_cost(metrics: dict) -> tuple[int, float]:
-    """Epochs and seconds of training in all, a warm restart's first cycle included."""
-    init = metrics.get("init") or {}
-    return (metrics.get("epochs", 0) + init.get("epochs", 0),
-            metrics.get("train_seconds", 0) + init.get("train_seconds", 0))
+    """Epochs and seconds of training in all, every earlier cycle of a warm restart included."""
+    runs = [*earlier_cycles(metrics), metrics]
+    return sum(r.get("epochs", 0) for r in runs), sum(r.get("train_seconds", 0) for r in runs)
 
 
 def initial_run(init_from: str) -> dict:
-    """What a warm restart started from: the first run's config and cost, where they lie beside it."""
+    """What a warm restart started from: that run's config and cost (and what it grew from), where they
+    lie beside it."""
     path = Path(init_from)
     folder = path if path.is_dir() else path.parent
     run = {"from": init_from}
@@ -287,25 +296,34 @@ def initial_run(init_from: str) -> dict:
     if (folder / METRICS_FILE).is_file():
         first = json.loads((folder / METRICS_FILE).read_text())
         run.update(epochs=first["epochs"], train_seconds=first["train_seconds"])
+        if first.get("init"):
+            run["init"] = first["init"]
     return run
 
 
-def _reproduce_model(config, init: dict | None) -> str:
-    if not init:
+def _reproduce_model(config, metrics: dict) -> str:
+    cycles = earlier_cycles(metrics)
+    if not cycles:
         return f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`"
-    if "config" not in init:
+    if any("config" not in cycle for cycle in cycles):
         return (f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}` (a warm restart "
-                f"from `{init['from']}`)")
+                f"from `{metrics['init']['from']}`)")
     from fer.training import TrainConfig
 
-    first = TrainConfig.from_dict({**init["config"], "name": f"{config.run_name}_cycle1", "export": False})
-    second = TrainConfig.from_dict({**config.to_dict(), "init_from": f"runs/{first.run_name}/best.keras"})
-    return f"""Reproduce the model: two cycles, the second a warm restart from the first's best epoch
-(the learning rate rises again and decays over a new cosine cycle; same validation slice):
+    configs, init_from = [], None
+    for k, cycle in enumerate(cycles, 1):
+        configs.append(TrainConfig.from_dict({**cycle["config"], "name": f"{config.run_name}_cycle{k}",
+                                              "init_from": init_from, "export": False}))
+        init_from = f"runs/{configs[-1].run_name}/best.keras"
+    configs.append(TrainConfig.from_dict({**config.to_dict(), "init_from": init_from}))
+    commands = "\n".join(command_line(c, data="PATH/TO/fer2013") + ("" if c.export else " --no-export")
+                          for c in configs)
+    return f"""Reproduce the model: {len(configs)} cycles, each after the first a warm restart from the best
+epoch of the one before (the learning rate rises again and decays over a new cosine cycle; same
+validation slice):
 
 ```bash
-{command_line(first, data='PATH/TO/fer2013')} --no-export
-{command_line(second, data='PATH/TO/fer2013')}
+{commands}
 ```"""
 
 
@@ -344,12 +362,12 @@ def model_card(metrics: dict, config) -> str:
         tta += (" — chosen on the validation slice (" + ", ".join(
             f"{m}: {a:.4f}" for m, a in metrics["tta_validation_accuracy"].items()) + ")")
     c = config.to_dict()
-    init = metrics.get("init") or {}
+    cycles = [*earlier_cycles(metrics), metrics]
     cost = f"{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU"
-    if "epochs" in init:
+    if all("epochs" in cycle for cycle in cycles) and len(cycles) > 1:
         epochs, seconds = training_cost(metrics)
-        cost = (f"{metrics['epochs']} epochs warm-restarted from a first cycle of {init['epochs']} epochs: "
-                f"{epochs} epochs, {seconds / 3600:.2f} h in all on a 2-core CPU")
+        cost = (f"{len(cycles)} training cycles of " + ", ".join(str(c["epochs"]) for c in cycles)
+                + f" epochs, each after the first a warm restart: {epochs} epochs, {seconds / 3600:.2f} h in all on a 2-core CPU")
     content = f"""---
 {data.to_yaml()}
 ---
@@ -385,7 +403,7 @@ batch {c['batch_size']}, label smoothing {c['label_smoothing']}, class weights `
 oversampling {c['oversample'] or 'off'}, augmentation {json.dumps(c['augment'])}, seed {c['seed']}.
 The full config is in `config.json`, the per-epoch history in `history.csv`.
 
-{_reproduce_model(config, metrics.get("init"))}
+{_reproduce_model(config, metrics)}
 
 ## Intended use and limits
 

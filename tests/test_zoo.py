@@ -170,3 +170,32 @@ def test_readme_results_table_is_the_zoo_report():
     if not entries:
         pytest.skip("the zoo is empty")
     assert markdown_table(entries) in (REPO / "README.md").read_text()
+
+
+def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(entry, tmp_path):
+    """Each cycle exported from the one before: the card totals all cycles and gives one command each."""
+    from fer.zoo import training_cost
+
+    model = build_model("custom_cnn")
+    result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
+    previous = entry
+    for cycle, (epochs, lr) in enumerate([(3, 5e-4), (4, 3e-4)], 2):
+        run_dir = tmp_path / "runs" / f"cycle{cycle}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "history.csv").write_text("epoch\n" + "".join(f"{e}\n" for e in range(epochs)))
+        config = TrainConfig(name=f"tiny{cycle}", zoo_dir=str(tmp_path / "zoo"), epochs=epochs, learning_rate=lr,
+                             init_from=str(previous / "model.keras"))
+        previous = export_entry(model, config, result, result, run_dir, train_seconds=100.0 * cycle)
+
+    metrics = json.loads((previous / "metrics.json").read_text())
+    assert training_cost(metrics) == (1 + 3 + 4, 12.0 + 200.0 + 300.0)
+    card = (previous / "README.md").read_text()
+    assert "3 training cycles of 1, 3, 4 epochs" in card
+    commands = [line for line in card.splitlines() if line.startswith("python train.py")]
+    assert commands == [
+        "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle1 --no-export",
+        "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle2 --epochs 3 --lr 0.0005 "
+        "--init-from runs/tiny3_cycle1/best.keras --no-export",
+        "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3 --epochs 4 --lr 0.0003 "
+        "--init-from runs/tiny3_cycle2/best.keras",
+    ]
