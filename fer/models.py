@@ -123,6 +123,35 @@ class Shift(layers.Layer):
         return {**super().get_config(), "dy": self.dy, "dx": self.dx}
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class StackViews(layers.Layer):
+    """Stack V views of a batch of N images into one batch of V*N, view by view."""
+
+    def call(self, inputs):
+        return keras.ops.concatenate(inputs, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[0][1:])
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class MeanOverViews(layers.Layer):
+    """Scores (V*N, C) of V stacked views -> their mean per image (N, C)."""
+
+    def __init__(self, views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.views = int(views)
+
+    def call(self, inputs):
+        return keras.ops.mean(keras.ops.reshape(inputs, (self.views, -1, inputs.shape[-1])), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
 TTA_MODES = ("none", "flip", "flip_shift")
 SHIFT_PIXELS = 2
 
@@ -143,7 +172,10 @@ def with_tta(model: keras.Model, mode: str = "flip") -> keras.Model:
         s = SHIFT_PIXELS
         views += [Shift(dy, dx, name=f"shift_{k}_{i}")(view) for k, view in enumerate(views[:2])
                   for i, (dy, dx) in enumerate([(s, 0), (-s, 0), (0, s), (0, -s)])]
-    outputs = layers.Average(name=f"{mode}_tta")([model(view) for view in views])
+    # One forward pass over every view stacked on the batch axis: on a CPU, a batch of 10 costs far
+    # less than 10 batches of one.
+    scores = model(StackViews(name="views")(views))
+    outputs = MeanOverViews(len(views), name=f"{mode}_tta")(scores)
     return keras.Model(inputs, outputs, name=f"{model.name}_tta")
 
 
