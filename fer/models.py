@@ -184,7 +184,9 @@ def traced_inference(model: keras.Model):
     ``model.predict``."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])  # one trace, any batch
+    # One trace for any batch; no Python control flow to convert, so no AutoGraph (whose source
+    # inspection of this closure only logs a warning).
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], autograph=False)
     def infer(x):
         return model(x, training=False)
 
