@@ -8,6 +8,7 @@ accuracy). ``fer.recipe`` drives a whole run, from data to zoo entry.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import shutil
@@ -102,13 +103,27 @@ def command_line(config: TrainConfig, data: str | None = None) -> str:
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, augmenter=None,
-                 shuffle: bool = False, seed: int = 0, oversample: float = 0.0):
-    """A tf.data pipeline of (float 0-255 faces (N,48,48,1), one-hot labels), augmented on the fly."""
-    import tensorflow as tf
+                 shuffle: bool = False, seed: int = 0, oversample: float = 0.0, pipeline: str = "auto"):
+    """Batches of (float 0-255 faces (N,48,48,1), one-hot labels), augmented on the fly.
 
+    ``pipeline``: ``tf`` (tf.data, augmenting in parallel with training), ``python`` (a
+    ``keras.utils.PyDataset``, for backends without TensorFlow such as JAX on a GPU machine) or
+    ``auto`` (tf on the TensorFlow backend, python on any other). Both apply the same augmenter.
+    """
+    import keras
+
+    if pipeline == "auto":
+        pipeline = "tf" if keras.backend.backend() == "tensorflow" else "python"
+    if pipeline not in ("tf", "python"):
+        raise ValueError(f"unknown input pipeline {pipeline!r}: use tf, python or auto")
     if oversample > 0:
         idx = oversample_indices(labels, oversample, seed)
         images, labels = images[idx], labels[idx]
+    if pipeline == "python":
+        return _array_batches_class()(images, labels, batch_size, augmenter=augmenter, shuffle=shuffle, seed=seed,
+                                      )
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
@@ -121,6 +136,37 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
         return x, tf.one_hot(y, NUM_CLASSES)
 
     return ds.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+@functools.cache
+def _array_batches_class():  # defined lazily: importing fer.training imports no Keras
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Shuffled batches of in-memory faces, augmented with Keras layers on the active backend."""
+
+        def __init__(self, images, labels, batch_size, *, augmenter=None, shuffle=False, seed=0, **kwargs):
+            super().__init__(**kwargs)
+            self.images, self.labels, self.batch_size = images, labels, batch_size
+            self.augmenter, self.shuffle = augmenter, shuffle
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(labels)) if shuffle else np.arange(len(labels))
+
+        def __len__(self):
+            return -(-len(self.labels) // self.batch_size)
+
+        def __getitem__(self, index):
+            idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+            x = self.images[idx].astype(np.float32)[..., None]
+            if self.augmenter is not None:
+                x = np.clip(keras.ops.convert_to_numpy(self.augmenter(x, training=True)), 0.0, 255.0)
+            return x, np.eye(NUM_CLASSES, dtype=np.float32)[self.labels[idx]]
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                self.order = self.rng.permutation(len(self.labels))
+
+    return ArrayBatches
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -167,6 +213,7 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 
 STRATEGIES = ("default", "mirrored")
+HARDWARE_FILE = "hardware.txt"  # in a run folder: what it trained on, for the model card
 
 
 def distribution_strategy(name: str, logical_cpus: int = 0):
@@ -242,6 +289,35 @@ def _epoch_timer_class():
     return EpochTimer
 
 
+def describe_hardware() -> str:
+    """The accelerator Keras trains on here, in words ("one NVIDIA H100 80GB HBM3 GPU"), else the CPU."""
+    import os
+
+    import keras
+
+    names = []
+    if keras.backend.backend() == "jax":
+        import jax
+
+        names = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        names = [tf.config.experimental.get_device_details(d).get("device_name", "GPU")
+                 for d in tf.config.list_physical_devices("GPU")]
+    if names:
+        count = "one" if len(names) == 1 else str(len(names))
+        return f"{count} {names[0]} GPU{'s' if len(names) > 1 else ''}"
+    return f"a {os.cpu_count()}-core CPU"
+
+
+def epochs_done(history_csv: Path) -> int:
+    if not history_csv.exists():
+        return 0
+    with open(history_csv) as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
 def training_seconds(history_csv: Path) -> float:
     """Total seconds of the epochs recorded in history.csv (across resumes)."""
     with open(history_csv) as f:
@@ -263,13 +339,22 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     if not resume:  # a fresh run never inherits a stale backup or history
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         (run_dir / "history.csv").unlink(missing_ok=True)
+    elif epochs_done(run_dir / "history.csv") >= config.epochs and (run_dir / "best.keras").exists():
+        # A finished run (trained elsewhere, say, and copied here without its backup): evaluate and export it.
+        log.info("%s has trained all %d epochs: using its best epoch", run_dir, config.epochs)
+        return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)
+    elif epochs_done(run_dir / "history.csv") and not (run_dir / "backup").is_dir():
+        raise ValueError(f"{run_dir} stopped after {epochs_done(run_dir / 'history.csv')} of {config.epochs} epochs "
+                         f"and has no backup/ to resume from: start a new cycle from its best epoch with "
+                         f"--init-from {run_dir / 'best.keras'}")
+    (run_dir / HARDWARE_FILE).write_text(describe_hardware() + "\n")
     weights = class_weights(dataset.train.labels, config.class_weight)
     log.info("Class weights (%s): %s", config.class_weight, format_class_weights(weights))
     augmenter = build_augmenter(config.augment)
     train_ds = make_dataset(dataset.train.images, dataset.train.labels, config.batch_size,
                             augmenter=augmenter, shuffle=True, seed=config.seed, oversample=config.oversample)
     val_ds = make_dataset(dataset.val.images, dataset.val.labels, 256)
-    steps_per_epoch = int(train_ds.cardinality())
+    steps_per_epoch = len(train_ds)
 
     with scope:  # variables (weights, optimizer slots) live on every replica
         model = build_model(config.architecture, weights=config.weights)
@@ -280,7 +365,8 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
                                              weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
-            jit_compile=False,  # XLA is slower than the plain kernels on CPU here
+            # XLA is slower than the plain kernels on CPU with TensorFlow; JAX needs it (eager JAX is very slow).
+            jit_compile=keras.backend.backend() != "tensorflow",
         )
     callbacks = [
         EpochTimer(),

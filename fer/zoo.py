@@ -20,7 +20,7 @@ from pathlib import Path
 from fer.errors import UnknownModelError, ZooError
 from fer.evaluation import EvaluationResult, cpu_latency_ms, plot_confusion_matrix
 from fer.labels import EMOTIONS, IMAGE_SIZE
-from fer.training import command_line
+from fer.training import HARDWARE_FILE, command_line, epochs_done, training_seconds
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -234,8 +234,6 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
         if (run_dir / "history.csv").exists():
             shutil.copy(run_dir / "history.csv", tmp / "history.csv")
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        with open(run_dir / "history.csv") as f:
-            epochs_run = sum(1 for _ in f) - 1
         metrics = {
             "name": name,
             "architecture": config.architecture,
@@ -245,8 +243,10 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
             "tta": tta,
             "tta_validation_accuracy": tta_validation or {},
             "latency_ms": round(cpu_latency_ms(model), 2),
+            "latency_on": f"a {os.cpu_count()}-core CPU",
             "data": config.data,
-            "epochs": epochs_run,
+            "epochs": epochs_done(run_dir / "history.csv"),
+            "trained_on": trained_on(run_dir),
             "train_seconds": round(train_seconds, 1),
             "test": test.to_dict(),
             "validation": val.to_dict(),
@@ -268,6 +268,14 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+DEFAULT_HARDWARE = "a 2-core CPU"  # where entries that do not say trained
+
+
+def trained_on(run_dir: Path) -> str:
+    path = run_dir / HARDWARE_FILE
+    return path.read_text().strip() if path.is_file() else DEFAULT_HARDWARE
 
 
 def earlier_cycles(metrics: dict) -> list[dict]:
@@ -295,9 +303,13 @@ def initial_run(init_from: str) -> dict:
         run["config"] = json.loads((folder / "config.json").read_text())
     if (folder / METRICS_FILE).is_file():
         first = json.loads((folder / METRICS_FILE).read_text())
-        run.update(epochs=first["epochs"], train_seconds=first["train_seconds"])
+        run.update(epochs=first["epochs"], train_seconds=first["train_seconds"],
+                   trained_on=first.get("trained_on", DEFAULT_HARDWARE))
         if first.get("init"):
             run["init"] = first["init"]
+    elif (folder / "history.csv").is_file():  # a run folder that was never exported
+        run.update(epochs=epochs_done(folder / "history.csv"),
+                   train_seconds=round(training_seconds(folder / "history.csv"), 1), trained_on=trained_on(folder))
     return run
 
 
@@ -325,6 +337,11 @@ validation slice):
 ```bash
 {commands}
 ```"""
+
+
+def _cycle_epochs(cycle: dict) -> str:
+    planned = cycle.get("config", {}).get("epochs", cycle["epochs"])
+    return str(cycle["epochs"]) if cycle["epochs"] >= planned else f"{cycle['epochs']} (stopped early, of {planned} planned)"
 
 
 def model_card(metrics: dict, config) -> str:
@@ -363,11 +380,13 @@ def model_card(metrics: dict, config) -> str:
             f"{m}: {a:.4f}" for m, a in metrics["tta_validation_accuracy"].items()) + ")")
     c = config.to_dict()
     cycles = [*earlier_cycles(metrics), metrics]
-    cost = f"{metrics['epochs']} epochs, {hours:.2f} h on a 2-core CPU"
+    hardware = list(dict.fromkeys(cycle.get("trained_on", DEFAULT_HARDWARE) for cycle in cycles))
+    cost = f"{metrics['epochs']} epochs, {hours:.2f} h on {hardware[-1]}"
     if all("epochs" in cycle for cycle in cycles) and len(cycles) > 1:
         epochs, seconds = training_cost(metrics)
-        cost = (f"{len(cycles)} training cycles of " + ", ".join(str(c["epochs"]) for c in cycles)
-                + f" epochs, each after the first a warm restart: {epochs} epochs, {seconds / 3600:.2f} h in all on a 2-core CPU")
+        cost = (f"{len(cycles)} training cycles of " + ", ".join(_cycle_epochs(c) for c in cycles)
+                + f" epochs, each after the first a warm restart: {epochs} epochs, {seconds / 3600:.2f} h in all on "
+                + " and ".join(hardware))
     content = f"""---
 {data.to_yaml()}
 ---
@@ -397,7 +416,7 @@ Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer
 ## Training
 
 {cost}; {metrics['parameters']:,} parameters;
-{metrics['latency_ms']:.1f} ms to score one face on that CPU (batch of one, flip TTA included when on).
+{metrics['latency_ms']:.1f} ms to score one face on {metrics.get('latency_on', DEFAULT_HARDWARE)} (batch of one, test-time augmentation included).
 AdamW (peak learning rate {c['learning_rate']}, {c['schedule']} schedule, weight decay {c['weight_decay']}),
 batch {c['batch_size']}, label smoothing {c['label_smoothing']}, class weights `{c['class_weight']}`,
 oversampling {c['oversample'] or 'off'}, augmentation {json.dumps(c['augment'])}, seed {c['seed']}.

@@ -39,6 +39,56 @@ def test_pipeline_batches_one_hot_floats():
     np.testing.assert_array_equal(np.asarray(yb).argmax(1), y[:5])
 
 
+def test_python_pipeline_for_backends_without_tensorflow_augments_and_trains():
+    """The PyDataset pipeline (JAX on a GPU machine) gives what tf.data gives and trains with class weights."""
+    import keras
+
+    from fer.augment import AugmentConfig, build_augmenter
+
+    x, y = synthetic_faces(12, seed=0)  # 84 faces
+    plain = make_dataset(x, y, 32, pipeline="python")
+    assert len(plain) == 3
+    xb, yb = plain[0]
+    assert xb.shape == (32, 48, 48, 1) and xb.dtype == np.float32 and yb.shape == (32, 7)
+    np.testing.assert_array_equal(xb[..., 0], x[:32])
+    np.testing.assert_array_equal(yb.argmax(1), y[:32])
+    assert plain[2][0].shape[0] == 84 - 64
+
+    augmented = make_dataset(x, y, 32, pipeline="python", shuffle=True, augmenter=build_augmenter(AugmentConfig()))
+    first = augmented.order.copy()
+    xa, _ = augmented[0]
+    assert 0 <= xa.min() and xa.max() <= 255 and not np.array_equal(xa[..., 0], x[first[:32]])
+    augmented.on_epoch_end()
+    assert sorted(augmented.order) == list(range(84)) and not np.array_equal(augmented.order, first)
+
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(7, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+    history = model.fit(plain, epochs=5, class_weight={i: 1.0 + i for i in range(7)}, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    with pytest.raises(ValueError, match="pipeline"):
+        make_dataset(x, y, 32, pipeline="torch")
+
+
+def test_resume_of_a_run_copied_without_its_backup(tmp_path):
+    """A finished run copied from another machine (no backup/) exports as it is; an unfinished one is refused."""
+    import shutil
+
+    data = _dataset(10, 4)
+    config = TrainConfig(output=str(tmp_path), epochs=2, batch_size=32, warmup_epochs=0)
+    fit(config, data)
+    run_dir = tmp_path / "custom_cnn"
+    assert (run_dir / "hardware.txt").read_text().strip().endswith(("CPU", "GPU", "GPUs"))
+    shutil.rmtree(run_dir / "backup")
+    history = (run_dir / "history.csv").read_text()
+    model = fit(config, data, resume=True)
+    assert model.name == "custom_cnn" and (run_dir / "history.csv").read_text() == history, "nothing retrained"
+
+    config.epochs = 3
+    with pytest.raises(ValueError, match="--init-from"):
+        fit(config, data, resume=True)
+
+
 def _train(args, cwd):
     return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=600)

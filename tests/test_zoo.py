@@ -19,7 +19,7 @@ def entry(tmp_path):
     run_dir = tmp_path / "runs" / "tiny"
     run_dir.mkdir(parents=True)
     (run_dir / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
-    config = TrainConfig(name="tiny", zoo_dir=str(tmp_path / "zoo"), output=str(tmp_path / "runs"))
+    config = TrainConfig(name="tiny", zoo_dir=str(tmp_path / "zoo"), output=str(tmp_path / "runs"), epochs=1)
     result = compute_metrics(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 2]))
     return export_entry(build_model("custom_cnn"), config, result, result, run_dir, train_seconds=12.0)
 
@@ -193,9 +193,31 @@ def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(en
     assert "3 training cycles of 1, 3, 4 epochs" in card
     commands = [line for line in card.splitlines() if line.startswith("python train.py")]
     assert commands == [
-        "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle1 --no-export",
+        "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle1 --epochs 1 --no-export",
         "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle2 --epochs 3 --lr 0.0005 "
         "--init-from runs/tiny3_cycle1/best.keras --no-export",
         "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3 --epochs 4 --lr 0.0003 "
         "--init-from runs/tiny3_cycle2/best.keras",
     ]
+
+
+def test_a_cycle_from_a_run_trained_elsewhere_and_stopped_early_says_so(entry, tmp_path):
+    """A warm restart from a run folder that was never exported (trained on a GPU machine, cut short)."""
+    model = build_model("custom_cnn")
+    result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
+    gpu_run = tmp_path / "runs" / "gpu"
+    gpu_run.mkdir(parents=True)
+    (gpu_run / "config.json").write_text(json.dumps(TrainConfig(epochs=30, batch_size=256).to_dict()))
+    (gpu_run / "history.csv").write_text("epoch,epoch_seconds\n" + "".join(f"{e},12.5\n" for e in range(22)))
+    (gpu_run / "hardware.txt").write_text("one Example GPU\n")
+    run_dir = tmp_path / "runs" / "cpu"
+    run_dir.mkdir()
+    (run_dir / "history.csv").write_text("epoch,epoch_seconds\n0,300\n1,300\n")
+    config = TrainConfig(name="two_machines", zoo_dir=str(tmp_path / "zoo"), epochs=2,
+                         init_from=str(gpu_run / "best.keras"))
+    exported = export_entry(model, config, result, result, run_dir, train_seconds=600.0)
+
+    card = (exported / "README.md").read_text()
+    assert "2 training cycles of 22 (stopped early, of 30 planned), 2 epochs" in card
+    assert "24 epochs, 0.24 h in all on one Example GPU and a 2-core CPU" in card
+    assert "--epochs 30 --batch-size 256" in card
