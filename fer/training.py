@@ -120,8 +120,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
         idx = oversample_indices(labels, oversample, seed)
         images, labels = images[idx], labels[idx]
     if pipeline == "python":
-        return _array_batches_class()(images, labels, batch_size, augmenter=augmenter, shuffle=shuffle, seed=seed,
-                                      )
+        return _array_batches_class()(images, labels, batch_size, augmenter=augmenter, shuffle=shuffle, seed=seed)
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
