@@ -183,11 +183,16 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int):
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
 
 
-def _best_so_far(history_csv: Path) -> float | None:
+def read_history(history_csv: Path) -> list[dict]:
+    """The rows of a run's history.csv, one per finished epoch (none before the first)."""
     if not history_csv.exists():
-        return None
+        return []
     with open(history_csv) as f:
-        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+        return list(csv.DictReader(f))
+
+
+def _best_so_far(history_csv: Path) -> float | None:
+    values = [float(r["val_accuracy"]) for r in read_history(history_csv) if r.get("val_accuracy")]
     return max(values) if values else None
 
 
@@ -288,10 +293,14 @@ def _epoch_timer_class():
     return EpochTimer
 
 
-def describe_hardware() -> str:
-    """The accelerator Keras trains on here, in words ("one NVIDIA H100 80GB HBM3 GPU"), else the CPU."""
+def describe_cpu() -> str:
     import os
 
+    return f"a {os.cpu_count()}-core CPU"
+
+
+def describe_hardware() -> str:
+    """The accelerator Keras trains on here, in words ("one NVIDIA H100 80GB HBM3 GPU"), else the CPU."""
     import keras
 
     names = []
@@ -307,20 +316,16 @@ def describe_hardware() -> str:
     if names:
         count = "one" if len(names) == 1 else str(len(names))
         return f"{count} {names[0]} GPU{'s' if len(names) > 1 else ''}"
-    return f"a {os.cpu_count()}-core CPU"
+    return describe_cpu()
 
 
 def epochs_done(history_csv: Path) -> int:
-    if not history_csv.exists():
-        return 0
-    with open(history_csv) as f:
-        return sum(1 for _ in csv.DictReader(f))
+    return len(read_history(history_csv))
 
 
 def training_seconds(history_csv: Path) -> float:
     """Total seconds of the epochs recorded in history.csv (across resumes)."""
-    with open(history_csv) as f:
-        return sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(f))
+    return sum(float(r.get("epoch_seconds") or 0) for r in read_history(history_csv))
 
 
 def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
@@ -338,12 +343,12 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     if not resume:  # a fresh run never inherits a stale backup or history
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         (run_dir / "history.csv").unlink(missing_ok=True)
-    elif epochs_done(run_dir / "history.csv") >= config.epochs and (run_dir / "best.keras").exists():
+    elif (done := epochs_done(run_dir / "history.csv")) >= config.epochs and (run_dir / "best.keras").exists():
         # A finished run (trained elsewhere, say, and copied here without its backup): evaluate and export it.
         log.info("%s has trained all %d epochs: using its best epoch", run_dir, config.epochs)
         return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)
-    elif epochs_done(run_dir / "history.csv") and not (run_dir / "backup").is_dir():
-        raise ValueError(f"{run_dir} stopped after {epochs_done(run_dir / 'history.csv')} of {config.epochs} epochs "
+    elif done and not (run_dir / "backup").is_dir():
+        raise ValueError(f"{run_dir} stopped after {done} of {config.epochs} epochs "
                          f"and has no backup/ to resume from: start a new cycle from its best epoch with "
                          f"--init-from {run_dir / 'best.keras'}")
     (run_dir / HARDWARE_FILE).write_text(describe_hardware() + "\n")

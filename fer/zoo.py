@@ -20,7 +20,7 @@ from pathlib import Path
 from fer.errors import UnknownModelError, ZooError
 from fer.evaluation import EvaluationResult, cpu_latency_ms, plot_confusion_matrix
 from fer.labels import EMOTIONS, IMAGE_SIZE
-from fer.training import HARDWARE_FILE, command_line, epochs_done, training_seconds
+from fer.training import HARDWARE_FILE, command_line, describe_cpu, epochs_done, training_seconds
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -243,7 +243,7 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
             "tta": tta,
             "tta_validation_accuracy": tta_validation or {},
             "latency_ms": round(cpu_latency_ms(model), 2),
-            "latency_on": f"a {os.cpu_count()}-core CPU",
+            "latency_on": describe_cpu(),
             "data": config.data,
             "epochs": epochs_done(run_dir / "history.csv"),
             "trained_on": trained_on(run_dir),
@@ -270,7 +270,7 @@ def export_entry(model, config, test: EvaluationResult, val: EvaluationResult, r
         raise
 
 
-DEFAULT_HARDWARE = "a 2-core CPU"  # where entries that do not say trained
+DEFAULT_HARDWARE = "a 2-core CPU"  # entries exported before runs recorded their hardware trained on this one
 
 
 def trained_on(run_dir: Path) -> str:

@@ -201,7 +201,7 @@ def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(en
     ]
 
 
-def test_a_cycle_from_a_run_trained_elsewhere_and_stopped_early_says_so(entry, tmp_path):
+def test_a_cycle_from_a_run_trained_elsewhere_and_stopped_early_says_so(tmp_path):
     """A warm restart from a run folder that was never exported (trained on a GPU machine, cut short)."""
     model = build_model("custom_cnn")
     result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
