@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import os
 
-import gradio as gr
+from fer.logs import quiet_tensorflow, verbose_requested
 
-from fer.errors import FerError
-from fer.inference import ENSEMBLE, Recognizer
-from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, side_by_side, sorted_scores
-from fer.zoo import list_entries, read_manifest
+quiet_tensorflow(verbose_requested())  # before anything imports TensorFlow
+
+import gradio as gr  # noqa: E402
+from gradio.data_classes import FileData  # noqa: E402
+
+from fer.ensemble import ENSEMBLE  # noqa: E402
+from fer.errors import FerError  # noqa: E402
+from fer.inference import Recognizer  # noqa: E402
+from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, side_by_side, sorted_scores  # noqa: E402
+from fer.zoo import list_entries, read_manifest  # noqa: E402
 
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
 MODELS = RECOGNIZER.model_names
-DEFAULT_MODEL = ENSEMBLE if len(RECOGNIZER.models) > 1 else MODELS[0]
+DEFAULT_MODEL = ENSEMBLE if RECOGNIZER.has_ensemble else MODELS[0]
 ACCURACIES = {name: m["metrics"]["accuracy"] for name, m in read_manifest().items()}
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 EXAMPLES = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR)) if os.path.isdir(EXAMPLES_DIR) else []
@@ -70,7 +76,7 @@ def switch_model(result, model: str, face_name: str | None):
 
 def explain(result, model: str, face_name: str | None):
     """Grad-CAM of the selected face for the selected model (every zoo model for the ensemble)."""
-    from fer.explain import grad_cam, overlay
+    from fer.explain import explain_model, overlay
     from fer.labels import EMOTIONS
 
     if result is None or not result.faces:
@@ -79,7 +85,10 @@ def explain(result, model: str, face_name: str | None):
     face = result.faces[int(face_name.split()[-1]) - 1 if face_name else 0]
     images, captions = [], []
     for name in names:
-        cam, cls = grad_cam(RECOGNIZER.models[name], face.crop)
+        try:
+            cam, cls = explain_model(name, face.crop)
+        except FerError as e:
+            raise gr.Error(str(e)) from None
         images.append(overlay(face.crop, cam))
         captions.append(f"{name}: {EMOTIONS[cls]}")
     return side_by_side(images, captions)
@@ -98,19 +107,34 @@ def live(frame, model: str):
     return annotate(result, model), sorted_scores(result.faces[0], model)
 
 
-def predict_api(image: str, model: str = DEFAULT_MODEL) -> list[dict]:
-    """Every face in the image, with its box [x, y, w, h] and the seven scores of ``model``."""
+def predict_api(image: FileData, model: str = DEFAULT_MODEL) -> list[dict]:
+    """Find every face in a photo and score seven emotions with one model.
+
+    Args:
+        image: the photo (JPEG, PNG, WebP, BMP or GIF).
+        model: a zoo model's name, or "ensemble" when the zoo has two or more models.
+
+    Returns:
+        One item per face, largest first: {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: probability}}.
+    """
     try:
-        result = RECOGNIZER.predict(image, models=[model])
+        result = RECOGNIZER.predict(image["path"], models=[model])
     except FerError as e:
         raise gr.Error(str(e)) from None
     return [{"box": f.original_box, "scores": f.scores[model]} for f in result.faces]
 
 
-def compare_api(image: str) -> list[dict]:
-    """For each face, every model's seven scores."""
+def compare_api(image: FileData) -> list[dict]:
+    """Find every face in a photo and score seven emotions with every model of the zoo (and the ensemble).
+
+    Args:
+        image: the photo (JPEG, PNG, WebP, BMP or GIF).
+
+    Returns:
+        One item per face, largest first: {"box": [x, y, w, h], "scores": {model: {emotion: probability}}}.
+    """
     try:
-        result = RECOGNIZER.predict(image, models="all")
+        result = RECOGNIZER.predict(image["path"], models="all")
     except FerError as e:
         raise gr.Error(str(e)) from None
     return [f.to_dict() for f in result.faces]
@@ -154,7 +178,8 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                 live_scores = gr.Label(num_top_classes=7, label="Largest face", elem_id="live-scores")
     with gr.Tab("Model zoo"):
         headers, rows = leaderboard_rows(ENTRIES)
-        gr.Markdown("Test split of FER-2013 (PublicTest, 3,589 faces). Rerun any number with "
+        evaluated = ", ".join(sorted({f"{e.test.split}, {e.test.n:,} faces" for e in ENTRIES}))
+        gr.Markdown(f"Test split of FER-2013 ({evaluated}). Rerun any number with "
                     "`python -m fer evaluate --model NAME --data PATH`.")
         gr.Dataframe(value=rows, headers=headers, interactive=False, label="Leaderboard")
         gr.Gallery([(str(e.path / "confusion_matrix.png"), e.name) for e in ENTRIES
@@ -175,13 +200,9 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     live_in.stream(live, [live_in, live_model], [live_img, live_scores], stream_every=0.5, time_limit=120,
                    api_visibility="private")
 
-    # Named API endpoints (see the README for a gradio_client snippet).
-    with gr.Row(visible=False):
-        api_image = gr.File(type="filepath")
-        api_model = gr.Dropdown(MODELS, value=DEFAULT_MODEL)
-        api_out = gr.JSON()
-    api_image.upload(predict_api, [api_image, api_model], api_out, api_name="predict")
-    api_model.input(compare_api, [api_image], api_out, api_name="compare")
+    # Named API endpoints, typed from the functions' signatures (see the README for a gradio_client snippet).
+    gr.api(predict_api, api_name="predict")
+    gr.api(compare_api, api_name="compare")
 
 # Requests beyond the queue get a "queue is full" answer at once instead of waiting without end.
 demo.queue(max_size=int(os.environ.get("FER_MAX_QUEUE", "64")),

@@ -1,5 +1,9 @@
 import sys
 
-from fer.cli import main
+from fer.logs import quiet_tensorflow, verbose_requested
+
+quiet_tensorflow(verbose_requested())  # before anything imports TensorFlow
+
+from fer.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fer.errors import ConfigError
 from fer.labels import EMOTIONS, NUM_CLASSES
+from fer.options import option
 
 CLASS_WEIGHT_MODES = ("balanced", "sqrt", "none")
 
@@ -22,10 +24,11 @@ def class_weights(labels: np.ndarray, mode: str = "balanced") -> dict[int, float
     if mode == "none":
         return {i: 1.0 for i in range(NUM_CLASSES)}
     if mode in ("balanced", "sqrt"):
-        counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
-        present = counts > 0
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(labels)
         weights = np.zeros(NUM_CLASSES)
-        weights[present] = len(labels) / (present.sum() * counts[present])
+        weights[present] = compute_class_weight("balanced", classes=present, y=labels)
         if mode == "sqrt":
             weights = np.sqrt(weights)
         return {i: float(w) for i, w in enumerate(weights)}
@@ -34,11 +37,11 @@ def class_weights(labels: np.ndarray, mode: str = "balanced") -> dict[int, float
     except json.JSONDecodeError:
         given = None
     if not isinstance(given, dict):
-        raise ValueError(f"class weights must be one of {', '.join(CLASS_WEIGHT_MODES)} or a JSON object "
+        raise ConfigError(f"Class weights must be one of {', '.join(CLASS_WEIGHT_MODES)} or a JSON object "
                          f"such as '{{\"disgust\": 4.0}}', got {mode!r}")
     unknown = set(given) - set(EMOTIONS)
     if unknown:
-        raise ValueError(f"unknown emotions in class weights: {', '.join(sorted(unknown))}; use {', '.join(EMOTIONS)}")
+        raise ConfigError(f"Unknown emotions in class weights: {', '.join(sorted(unknown))}; use {', '.join(EMOTIONS)}")
     return {i: float(given.get(e, 1.0)) for i, e in enumerate(EMOTIONS)}
 
 
@@ -61,14 +64,18 @@ def oversample_indices(labels: np.ndarray, fraction: float, seed: int = 0) -> np
 
 @dataclass
 class AugmentConfig:
-    """On-the-fly augmentation; each part can be switched off from the command line."""
+    """On-the-fly augmentation; each part can be switched off from the command line (0 or --no-flip)."""
 
-    flip: bool = True
-    rotation: float = 10.0  # degrees
-    shift: float = 0.1  # fraction of the side
-    zoom: float = 0.1
-    brightness: float = 0.2  # fraction of the 0-255 range
-    contrast: float = 0.2
+    flip: bool = option(True, "augmentation: random horizontal flips")
+    rotation: float = option(10.0, "augmentation: max rotation, degrees (0: off)")
+    shift: float = option(0.1, "augmentation: max shift, fraction of the side (0: off)")
+    zoom: float = option(0.1, "augmentation: max zoom (0: off)")
+    brightness: float = option(0.2, "augmentation: max brightness change, fraction of the 0-255 range (0: off)")
+    contrast: float = option(0.2, "augmentation: max contrast factor (0: off)")
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        return cls(flip=False, rotation=0, shift=0, zoom=0, brightness=0, contrast=0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
-from fer.errors import FerError, ImageError
+from fer.errors import FerError, ImageError, ZooError
+from fer.options import ArgumentParser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -146,8 +146,7 @@ def _zoo_report(args: argparse.Namespace) -> int:
 
     entries = list_entries()
     if not entries:
-        print("The zoo is empty: train a model with train.py.", file=sys.stderr)
-        return 1
+        raise ZooError("The zoo is empty: train a model with train.py.")
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir())
     print(markdown_table(entries))
     logging.getLogger("fer").info("Wrote %s", path)
@@ -159,7 +158,6 @@ def _zoo_export_tflite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.data import load_dataset
-    from fer.errors import ZooError
     from fer.evaluation import evaluate_model
     from fer.lite import MAX_ACCURACY_DROP, LiteModel, export_tflite
     from fer.training import TrainConfig, load_run_config
@@ -185,8 +183,8 @@ def _zoo_export_tflite(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fer", description="FER-2013 model zoo tools.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser = ArgumentParser(prog="python -m fer", description="FER-2013 model zoo tools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more, TensorFlow's own logs included")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="per-class metrics of a model on a data source's test split")
@@ -231,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     # Logs to stderr so that --json keeps stdout to exactly one JSON document.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return args.func(args)
     except FerError as e:

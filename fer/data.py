@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ["emotion", "pixels", "Usage"]
 CSV_USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+OFFICIAL_SPLITS = tuple(CSV_USAGE_TO_SPLIT)  # Kaggle's image files are named after them: PublicTest_123.jpg
 
 
 @dataclass
@@ -38,6 +39,12 @@ class Split:
     name: str
     images: np.ndarray
     labels: np.ndarray
+    origin: str = ""  # the official split the faces come from, where known: "PublicTest", "PrivateTest" ...
+
+    @property
+    def source_name(self) -> str:
+        """What to call these faces in a report: the official split where known, else the split's name."""
+        return self.origin or self.name
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -197,7 +204,8 @@ def read_tree(root: Path, name: str) -> tuple[Split, list[tuple[str, str]]]:
         log.warning("... and %d more unreadable files skipped.", len(skipped) - 10)
     keep = [i for i, face in enumerate(faces) if face is not None]
     images = np.stack([faces[i] for i in keep]) if keep else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return Split(name, images, np.asarray([labels[i] for i in keep], dtype=np.int64)), skipped
+    origin = next((o for o in OFFICIAL_SPLITS if files and all(f.name.startswith(f"{o}_") for f in files)), "")
+    return Split(name, images, np.asarray([labels[i] for i in keep], dtype=np.int64), origin), skipped
 
 
 def _read_csv(path: Path) -> dict[str, Split]:
@@ -234,9 +242,10 @@ def _read_csv(path: Path) -> dict[str, Split]:
                 raise DatasetError(f"{path}:{line_no}: pixel values must lie in 0-255.")
             rows[split][0].append(values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))
             rows[split][1].append(label)
+    origins = {split: usage for usage, split in CSV_USAGE_TO_SPLIT.items()}
     return {
         name: Split(name,
                     np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
-                    np.asarray(labels, dtype=np.int64))
+                    np.asarray(labels, dtype=np.int64), origins[name])
         for name, (images, labels) in rows.items()
     }

@@ -1,8 +1,16 @@
-"""One exception type per user-facing failure; each message says what to do."""
+"""One exception type per user-facing failure; each message says what to do.
+
+Everything the package raises on purpose is a ``FerError``: the command lines print its message on one
+line and exit with status 2, the app shows it; anything else is a bug.
+"""
 
 
 class FerError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(FerError):
+    """An option has a value the pipeline does not know (a schedule, a strategy, class weights ...)."""
 
 
 class DatasetError(FerError):
@@ -19,3 +27,12 @@ class UnknownModelError(FerError):
 
 class ZooError(FerError):
     """A zoo entry is missing, incomplete or fails its integrity check."""
+
+
+class TrainingError(FerError):
+    """A run cannot start or resume as asked (a run folder already in use, a missing backup, weights that
+    do not fit)."""
+
+
+class DetectorError(FerError):
+    """The face detector cannot be loaded."""

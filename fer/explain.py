@@ -1,6 +1,12 @@
-"""Grad-CAM: which part of a face drove a model's score (Selvaraju et al., 2017)."""
+"""Grad-CAM: which part of a face drove a model's score (Selvaraju et al., 2017).
+
+The layer explained is the architecture's own fact (``fer.models.ARCHITECTURES[...].gradcam_layer``),
+looked up by the caller; the network is the bare one a zoo entry stores (``fer.zoo.load_network``).
+"""
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -9,67 +15,18 @@ from fer.errors import UnknownModelError
 from fer.labels import IMAGE_SIZE
 
 
-def _classifier(model):
-    """The network inside a flip-TTA wrapper (or the model itself)."""
+def grad_cam(network, layer: str, face: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
+    """A heat map (48x48, values 0-1) of where ``network`` looked on a 48x48 uint8 ``face``, from the
+    feature map of ``layer``, and the class explained (the top-scoring one unless ``class_index`` is given)."""
     import keras
-
-    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return inner[0] if len(inner) == 1 and model.name.endswith("_tta") else model
-
-
-def _is_feature_map(layer, min_side: int) -> bool:
-    from keras import layers
-
-    shape = layer.output.shape
-    return len(shape) == 4 and shape[1] is not None and shape[1] >= min_side \
-        and not isinstance(layer, (layers.InputLayer, layers.MaxPooling2D, layers.Concatenate, layers.ZeroPadding2D))
-
-
-def _target_layer(model, min_side: int = 6):
-    """The last feature map of at least ``min_side`` pixels: (owner model, layer name)."""
-    import keras
-
-    for layer in reversed(model.layers):
-        if isinstance(layer, keras.Model):  # a keras.applications backbone: look inside it
-            for inner in reversed(layer.layers):
-                if _is_feature_map(inner, 3):
-                    return layer, inner.name
-        elif _is_feature_map(layer, min_side):
-            return model, layer.name
-    raise UnknownModelError(f"{model.name} has no convolutional feature map for Grad-CAM.")
-
-
-def _features_and_scores(net):
-    """A function face -> (feature map, scores) through ``net``, reaching inside a nested backbone."""
-    import keras
-
-    owner, name = _target_layer(net)
-    if owner is net:
-        return keras.Model(net.inputs, [net.get_layer(name).output, net.output])
-    # The classifier is a chain around the backbone (see fer.models._applications_model): run it layer
-    # by layer, asking the backbone for the feature map as a second output.
-    tapped = keras.Model(owner.inputs, [owner.get_layer(name).output, owner.output])
-
-    def run(x, training=False):
-        h, features = x, None
-        for layer in net.layers[1:]:
-            if layer is owner:
-                features, h = tapped(h, training=training)
-            elif isinstance(layer, keras.layers.Concatenate):
-                h = layer([h] * len(layer.input))
-            else:
-                h = layer(h, training=training)
-        return features, h
-
-    return run
-
-
-def grad_cam(model, face: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
-    """A heat map (48x48, values 0-1) of where ``model`` looked on a 48x48 uint8 ``face``, and the class
-    explained (the top-scoring one unless ``class_index`` is given)."""
     import tensorflow as tf
 
-    features_and_scores = _features_and_scores(_classifier(model))
+    try:
+        feature_map = network.get_layer(layer).output
+    except ValueError:
+        raise UnknownModelError(f"{network.name} has no layer {layer!r} to explain: is it the network of "
+                                "the architecture its zoo entry names?") from None
+    features_and_scores = keras.Model(network.inputs, [feature_map, network.output])
     x = tf.constant(face.astype(np.float32)[None, ..., None])
     with tf.GradientTape() as tape:
         features, scores = features_and_scores(x, training=False)
@@ -82,6 +39,21 @@ def grad_cam(model, face: np.ndarray, class_index: int | None = None) -> tuple[n
     cam = cv2.resize(cam, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_CUBIC)
     cam = np.clip(cam, 0, None)
     return (cam / cam.max() if cam.max() > 0 else cam), class_index
+
+
+@functools.cache
+def _zoo_network(name: str, zoo_dir: str | None):
+    from fer.models import architecture
+    from fer.zoo import architecture_of, load_network
+
+    return load_network(name, zoo_dir), architecture(architecture_of(name, zoo_dir)).gradcam_layer
+
+
+def explain_model(name: str, face: np.ndarray, zoo_dir: str | None = None) -> tuple[np.ndarray, int]:
+    """Grad-CAM of zoo model ``name`` on ``face``, at its architecture's Grad-CAM layer (the network is
+    loaded once)."""
+    network, layer = _zoo_network(name, zoo_dir)
+    return grad_cam(network, layer, face)
 
 
 def overlay(face: np.ndarray, cam: np.ndarray, size: int = 192) -> np.ndarray:

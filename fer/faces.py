@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.errors import ImageError
+from fer.errors import DetectorError, ImageError
 from fer.labels import IMAGE_SIZE
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm"})
@@ -134,7 +134,7 @@ def _haar_detector():
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         detector = cv2.CascadeClassifier(str(path))
         if detector.empty():
-            raise RuntimeError(f"Could not load the Haar cascade {path}: install opencv-python-headless<5.")
+            raise DetectorError(f"Could not load the Haar cascade {path}: install opencv-python-headless<5.")
         _detector = detector
     return _detector
 

@@ -1,7 +1,7 @@
 """Inference: image -> faces -> 48x48 crops -> scores per model -> result.
 
 ``Recognizer`` loads the zoo's models once and scores every face with any of them, or with
-``ensemble`` (the mean of the zoo models' probabilities)::
+``ensemble`` (fer.ensemble: the mean of the models' probabilities, offered with two models or more)::
 
     recognizer = Recognizer.from_zoo()
     result = recognizer.predict("photo.jpg", models=["custom_cnn"])
@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.ensemble import ENSEMBLE, combine, has_ensemble
 from fer.errors import UnknownModelError
 from fer.faces import Box, crop_face, detect_faces, load_image
 from fer.labels import EMOTIONS, IMAGE_SIZE
-from fer.models import traced_inference
-from fer.zoo import ENSEMBLE
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,8 @@ class Recognizer:
     def __init__(self, models: dict[str, object]):
         if not models:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
+        from fer.models import traced_inference  # Keras loads with the models, not with this module
+
         self.models = dict(models)
         self._fns = {name: traced_inference(m) for name, m in self.models.items()}
         self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
@@ -86,16 +87,20 @@ class Recognizer:
         return cls({name: load_model(name, zoo_dir) for name in wanted})
 
     @property
+    def has_ensemble(self) -> bool:
+        return has_ensemble(self.models)
+
+    @property
     def model_names(self) -> list[str]:
-        """Every loaded model, plus ``ensemble`` (the mean of their probabilities)."""
-        return [*self.models, ENSEMBLE]
+        """Every loaded model, plus ``ensemble`` when there are two or more."""
+        return [*self.models, *([ENSEMBLE] if self.has_ensemble else [])]
 
     def resolve(self, models: str | list[str] | None) -> list[str]:
         if models in (None, "all"):
             return self.model_names
         names = [models] if isinstance(models, str) else list(models)
         for name in names:
-            if name not in self.models and name != ENSEMBLE:
+            if name not in self.model_names:
                 raise UnknownModelError(f"Unknown model {name!r}: choose from {', '.join(self.model_names)} or all.")
         return names
 
@@ -107,7 +112,7 @@ class Recognizer:
         raw = {name: np.asarray(self._fns[name](x)) for name in self.models if name in needed}
         out = {name: raw[name] for name in names if name != ENSEMBLE}
         if ENSEMBLE in names:
-            out[ENSEMBLE] = np.mean([raw[n] for n in self.models], axis=0)
+            out[ENSEMBLE] = np.asarray(combine(np.stack([raw[n] for n in self.models])))
         return out
 
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,

@@ -7,24 +7,24 @@ from pathlib import Path
 
 from fer.data import load_dataset
 from fer.evaluation import evaluate_model, plot_history
+from fer.export import export_entry
+from fer.models import architecture, with_tta
 from fer.training import TrainConfig, fit, load_run_config, prepare_run_dir, training_seconds
-from fer.zoo import export_entry, push_entry
+from fer.zoo import push_entry
 
 log = logging.getLogger(__name__)
 
 
-def choose_tta(model, val_split, mode: str):
-    """The model wrapped in test-time augmentation ``mode``; ``auto`` picks the mode with the best
-    validation accuracy (fewer views win ties). Returns (model, mode, validation accuracy per mode)."""
-    from fer.models import TTA_MODES, with_tta
-
+def choose_tta(network, val_split, mode: str, modes: tuple[str, ...]):
+    """The network wrapped in test-time augmentation ``mode``; ``auto`` picks among ``modes`` the one with
+    the best validation accuracy (fewer views win ties). Returns (model, mode, validation accuracy per mode)."""
     if mode != "auto":
-        return with_tta(model, mode), mode, {}
-    scores = {m: evaluate_model(with_tta(model, m), val_split).accuracy for m in TTA_MODES}
-    best = max(TTA_MODES, key=lambda m: (scores[m], -TTA_MODES.index(m)))
+        return with_tta(network, mode), mode, {}
+    scores = {m: evaluate_model(with_tta(network, m), val_split).accuracy for m in modes}
+    best = max(modes, key=lambda m: (scores[m], -modes.index(m)))
     log.info("Test-time augmentation on validation: %s -> %s",
              ", ".join(f"{m} {a:.4f}" for m, a in scores.items()), best)
-    return with_tta(model, best), best, scores
+    return with_tta(network, best), best, scores
 
 
 def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
@@ -34,19 +34,21 @@ def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
     With ``resume`` the saved config is used; ``tta`` (which changes only how the trained model is
     evaluated and exported, not training) may still override it.
     """
-    prepare_run_dir(config, resume)
-    if resume:
+    if resume and (config.run_dir / "config.json").exists():
         config = load_run_config(config.run_dir)
     if tta is not None:
         config.tta = tta
+    config.validate()
     dataset = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
     log.info("Data:\n%s", dataset.summary())
-    model = fit(config, dataset, resume=resume)
+    prepare_run_dir(config, resume)  # only once the options and the data are known to be good
+    network = fit(config, dataset, resume=resume)
     history_csv = config.run_dir / "history.csv"
     train_seconds = training_seconds(history_csv)
     plot_history(history_csv, config.run_dir / "training_curves.png")
 
-    model, tta_mode, tta_scores = choose_tta(model, dataset.val, config.tta)
+    model, tta_mode, tta_scores = choose_tta(network, dataset.val, config.tta,
+                                             architecture(config.architecture).tta_modes)
     val_result = evaluate_model(model, dataset.val)
     test_result = evaluate_model(model, dataset.test)
     log.info("Validation accuracy %.4f, macro F1 %.4f", val_result.accuracy, val_result.macro_f1)
@@ -54,7 +56,7 @@ def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
              test_result.report())
     if not config.export:
         return None
-    entry_dir = export_entry(model, config, test_result, val_result, run_dir=config.run_dir,
+    entry_dir = export_entry(network, config, test_result, val_result, run_dir=config.run_dir,
                              train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores)
     log.info("Exported zoo entry %s", entry_dir)
     if push_to_hub:

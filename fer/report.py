@@ -9,7 +9,8 @@ import numpy as np
 
 from fer.evaluation import draw_confusion_matrix
 from fer.labels import EMOTIONS
-from fer.zoo import ZooEntry, training_cost
+from fer.export import training_cost
+from fer.zoo import ZooEntry
 
 
 def markdown_table(entries: list[ZooEntry]) -> str:
@@ -70,7 +71,8 @@ def write_report(entries: list[ZooEntry], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_f1_heatmap(entries, out_dir / "f1_per_class.png")
     plot_confusion_matrices(entries, out_dir / "confusion_matrices.png")
-    text = ("# Model zoo report\n\nFER-2013 PublicTest split; regenerate with `python -m fer zoo report`.\n\n"
+    splits = sorted({entry.test.split for entry in entries})
+    text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `python -m fer zoo report`.\n\n"
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
             "![confusion matrices](confusion_matrices.png)\n")
     (out_dir / "REPORT.md").write_text(text)

@@ -19,40 +19,69 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.augment import AugmentConfig, class_weights, format_class_weights, oversample_indices
+from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig, class_weights, format_class_weights, oversample_indices
 from fer.data import Dataset
+from fer.errors import ConfigError, TrainingError
 from fer.labels import NUM_CLASSES
+from fer.options import option, options
 
 log = logging.getLogger(__name__)
 
 
+def _architecture_names() -> tuple[str, ...]:
+    from fer.models import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+def _tta_choices() -> tuple[str, ...]:
+    from fer.models import TTA_MODES
+
+    return ("auto", *TTA_MODES)
+
+
+SCHEDULES = ("cosine", "constant")
+STRATEGIES = ("default", "mirrored")
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; saved as ``config.json`` beside its outputs."""
+    """Everything that defines a run; saved as ``config.json`` beside its outputs.
 
-    architecture: str = "custom_cnn"
-    data: str = "../shared/fer2013"
-    name: str | None = None  # zoo entry name; defaults to the architecture
-    output: str = "runs"
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"  # cosine (with warmup) or constant
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    class_weight: str = "sqrt"
-    oversample: float = 0.0
+    Each field is also train.py's option of the same name (see fer.options): adding one here adds the
+    flag, its line in the reproduce command and its row in the model card.
+    """
+
+    architecture: str = option("custom_cnn", "architecture to train", flag="--arch", choices=_architecture_names)
+    data: str = option("../shared/fer2013",
+                       "fer2013.csv, a folder with train/ and test/, or an emotion-folder tree")
+    name: str | None = option(None, "run and zoo entry name (default: the architecture)")
+    output: str = option("runs", "folder for runs (checkpoints, history, curves)")
+    epochs: int = option(40, "passes over the training set")
+    batch_size: int = option(64, "faces per training step")
+    learning_rate: float = option(1e-3, "peak learning rate (AdamW)", flag="--lr")
+    schedule: str = option("cosine", "learning-rate schedule: cosine (after a linear warm-up) or constant",
+                           choices=SCHEDULES)
+    warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up")
+    weight_decay: float = option(0.05, "AdamW's decoupled weight decay")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy loss")
+    class_weight: str = option("sqrt", f"loss weight per class: {', '.join(CLASS_WEIGHT_MODES)} or JSON per "
+                                       "class, e.g. '{\"disgust\": 4}'")
+    oversample: float = option(0.0, "repeat rare classes up to this fraction of the largest class (0: off)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    val_fraction: float = 0.1
-    seed: int = 0
-    weights: str | None = None
-    init_from: str | None = None  # a model file, zoo entry or zoo name of this architecture to start from
-    strategy: str = "default"  # default (one device) or mirrored (data-parallel over every GPU)
-    logical_cpus: int = 0  # split the CPU into this many devices (to try --strategy mirrored without GPUs)
-    tta: str = "auto"  # none, flip, flip_shift, or auto (the best on validation): baked into the exported model
-    zoo_dir: str = "model_zoo"
-    export: bool = True
+    val_fraction: float = option(0.1, "seeded, stratified validation slice of train (checkpoint selection)")
+    seed: int = option(0, "seed of the validation slice, shuffling, augmentation and initial weights")
+    weights: str | None = option(None, "initial weights (imagenet needs internet; vgg16 and resnet50v2 only)",
+                                 choices=("imagenet",), none="none")
+    init_from: str | None = option(None, "start from the weights of a trained model of the same architecture "
+                                         "(a .keras file, zoo entry or zoo name): a warm restart")
+    strategy: str = option("default", "mirrored: synchronous data-parallel training on every GPU of this machine",
+                           choices=STRATEGIES)
+    logical_cpus: int = option(0, "split the CPU into N devices, to try --strategy mirrored without GPUs")
+    tta: str = option("auto", "test-time augmentation the exported entry is scored with (auto: the best on "
+                              "validation); may be changed on --resume", choices=_tta_choices)
+    zoo_dir: str = option("model_zoo", "model zoo folder the entry is exported to")
+    export: bool = option(True, "export a zoo entry after training (--no-export: train and evaluate only)")
 
     @property
     def run_name(self) -> str:
@@ -65,6 +94,20 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self) -> None:
+        """Refuse, before any data is read or folder written, options the pipeline does not know."""
+        from fer.models import TTA_MODES, architecture
+
+        arch = architecture(self.architecture)
+        if self.weights not in (None, "none", *arch.pretrained):
+            raise ConfigError(f"{arch.name} has no {self.weights!r} weights: use "
+                              f"{', '.join(('none', *arch.pretrained))}.")
+        for name, value, allowed in [("schedule", self.schedule, SCHEDULES), ("strategy", self.strategy, STRATEGIES),
+                                     ("tta", self.tta, ("auto", *TTA_MODES))]:
+            if value not in allowed:
+                raise ConfigError(f"Unknown {name} {value!r}: use one of {', '.join(allowed)}.")
+        class_weights(np.arange(NUM_CLASSES), self.class_weight)  # parses JSON weights, names the bad ones
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
@@ -72,34 +115,20 @@ class TrainConfig:
         return cls(**d)
 
 
-# train.py's option for each TrainConfig field that a command line can set.
-_FLAGS = {"architecture": "--arch", "data": "--data", "name": "--name", "epochs": "--epochs",
-          "batch_size": "--batch-size", "learning_rate": "--lr", "schedule": "--schedule",
-          "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
-          "class_weight": "--class-weight", "oversample": "--oversample", "val_fraction": "--val-fraction",
-          "seed": "--seed", "weights": "--weights", "init_from": "--init-from", "strategy": "--strategy",
-          "logical_cpus": "--logical-cpus",
-          "tta": "--tta"}
-_AUGMENT_FLAGS = {"rotation": "--rotation", "shift": "--shift", "zoom": "--zoom", "brightness": "--brightness",
-                  "contrast": "--contrast"}
+LOCATIONS = ("data", "output", "zoo_dir")
+"""Options that say where files are, not what is trained: a card's reproduce command leaves them out."""
 
 
 def command_line(config: TrainConfig, data: str | None = None) -> str:
-    """The ``python train.py ...`` command that trains ``config`` (options at their default left out)."""
+    """The ``python train.py ...`` command that trains ``config``: its architecture and data, then every
+    option that differs from its default (where the run and the zoo are written left out)."""
     import shlex
 
-    default, default_augment = TrainConfig(), AugmentConfig()
-    args = ["--arch", config.architecture, "--data", data or config.data]
-    for key, flag in _FLAGS.items():
-        value = getattr(config, key)
-        if key not in ("architecture", "data") and value != getattr(default, key) and value is not None:
-            args += [flag, str(value)]
-    if not config.augment.flip:
-        args.append("--no-flip")
-    for key, flag in _AUGMENT_FLAGS.items():
-        if getattr(config.augment, key) != getattr(default_augment, key):
-            args += [flag, str(getattr(config.augment, key))]
-    return shlex.join(["python", "train.py", *args])
+    words = ["--arch", config.architecture, "--data", data or config.data]
+    for opt in options(TrainConfig):
+        if opt.name not in ("architecture", *LOCATIONS):
+            words += opt.render(opt.get(config))
+    return shlex.join(["python", "train.py", *words])
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, augmenter=None,
@@ -115,7 +144,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
     if pipeline == "auto":
         pipeline = "tf" if keras.backend.backend() == "tensorflow" else "python"
     if pipeline not in ("tf", "python"):
-        raise ValueError(f"unknown input pipeline {pipeline!r}: use tf, python or auto")
+        raise ConfigError(f"Unknown input pipeline {pipeline!r}: use tf, python or auto.")
     if oversample > 0:
         idx = oversample_indices(labels, oversample, seed)
         images, labels = images[idx], labels[idx]
@@ -174,7 +203,7 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "constant":
         return config.learning_rate
     if config.schedule != "cosine":
-        raise ValueError(f"unknown schedule {config.schedule!r}: use cosine or constant")
+        raise ConfigError(f"Unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     warmup = int(config.warmup_epochs * steps_per_epoch)
     total = config.epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
@@ -200,7 +229,7 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
     run_dir = config.run_dir
     config_path = run_dir / "config.json"
     if config_path.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, "
+        raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
                               "or choose another --name / --output.")
     if resume and config_path.exists():
         saved = json.loads(config_path.read_text())
@@ -216,7 +245,6 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
 
 
-STRATEGIES = ("default", "mirrored")
 HARDWARE_FILE = "hardware.txt"  # in a run folder: what it trained on, for the model card
 
 
@@ -232,7 +260,7 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
     import keras
 
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"Unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}.")
     if keras.backend.backend() == "jax":
         if name == "mirrored":
             keras.distribution.set_distribution(keras.distribution.DataParallel())
@@ -245,7 +273,7 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
             tf.config.set_logical_device_configuration(
                 tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
         except RuntimeError:
-            raise ValueError("--logical-cpus must be set before TensorFlow starts: use it from train.py") from None
+            raise ConfigError("--logical-cpus must be set before TensorFlow starts: use it from train.py.") from None
     if name == "default":
         return contextlib.nullcontext()
     devices = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
@@ -255,25 +283,20 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
 
 
 def load_initial_weights(model, source: str) -> None:
-    """Start ``model`` from the weights of a trained model of the same architecture (a warm restart).
+    """Start ``model`` from the weights of a trained network of the same architecture (a warm restart).
 
-    ``source`` is a .keras file, a zoo entry folder or a zoo name; an exported entry wraps the
-    network in test-time augmentation, so the inner network of the same name is used.
+    ``source`` is a .keras file, a zoo entry folder or a zoo name; a zoo entry holds the bare network.
     """
-    import keras
+    from fer.zoo import load_network
 
-    from fer.zoo import resolve_model_path
-
-    trained = keras.saving.load_model(resolve_model_path(source), safe_mode=True, compile=False)
+    trained = load_network(source)
     if trained.name != model.name:
-        inner = [layer for layer in trained.layers if isinstance(layer, keras.Model) and layer.name == model.name]
-        if not inner:
-            raise ValueError(f"--init-from {source}: holds no {model.name} network to start from.")
-        trained = inner[0]
+        raise TrainingError(f"--init-from {source}: holds a {trained.name} network, not {model.name}: "
+                            f"start from a {model.name} model.")
     try:
         model.set_weights(trained.get_weights())
     except ValueError as e:
-        raise ValueError(f"--init-from {source}: its weights do not fit {model.name} ({e}).") from None
+        raise TrainingError(f"--init-from {source}: its weights do not fit {model.name} ({e}).") from None
     log.info("Initial weights from %s", source)
 
 
@@ -348,7 +371,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
         log.info("%s has trained all %d epochs: using its best epoch", run_dir, config.epochs)
         return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)
     elif done and not (run_dir / "backup").is_dir():
-        raise ValueError(f"{run_dir} stopped after {done} of {config.epochs} epochs "
+        raise TrainingError(f"{run_dir} stopped after {done} of {config.epochs} epochs "
                          f"and has no backup/ to resume from: start a new cycle from its best epoch with "
                          f"--init-from {run_dir / 'best.keras'}")
     (run_dir / HARDWARE_FILE).write_text(describe_hardware() + "\n")

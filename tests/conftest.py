@@ -73,10 +73,10 @@ def app_zoo(tmp_path_factory):
     """Two small untrained models exported as zoo entries (the app needs no trained weights to be tested)."""
     import keras
 
-    from fer.evaluation import compute_metrics
-    from fer.models import build_model, with_tta
+    from fer.export import export_entry
+    from fer.metrics import compute_metrics
+    from fer.models import build_model
     from fer.training import TrainConfig
-    from fer.zoo import export_entry
 
     root = tmp_path_factory.mktemp("app")
     run_dir = root / "runs"
@@ -86,7 +86,7 @@ def app_zoo(tmp_path_factory):
     for seed, name in [(0, "alpha"), (1, "beta")]:
         keras.utils.set_random_seed(seed)
         config = TrainConfig(name=name, zoo_dir=str(root / "zoo"))
-        export_entry(with_tta(build_model("custom_cnn"), "flip"), config, result, result, run_dir, train_seconds=1)
+        export_entry(build_model("custom_cnn"), config, result, result, run_dir, train_seconds=1, tta="flip")
     return root / "zoo"
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
+from fer.errors import ConfigError
 from fer.augment import AugmentConfig, build_augmenter, class_weights, oversample_indices
 
 
@@ -17,9 +18,9 @@ def test_balanced_weights_match_scikit_learn():
 def test_weights_given_per_class():
     w = class_weights(np.arange(7), '{"disgust": 4, "happy": 0.5}')
     assert w[1] == 4 and w[3] == 0.5 and w[0] == 1
-    with pytest.raises(ValueError, match="unknown emotions"):
+    with pytest.raises(ConfigError, match="Unknown emotions"):
         class_weights(np.arange(7), '{"bored": 2}')
-    with pytest.raises(ValueError, match="balanced"):
+    with pytest.raises(ConfigError, match="balanced"):
         class_weights(np.arange(7), "heavy")
 
 

@@ -3,7 +3,8 @@ import json
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from fer.evaluation import EvaluationResult, compute_metrics, plot_confusion_matrix
+from fer.evaluation import plot_confusion_matrix
+from fer.metrics import EvaluationResult, compute_metrics
 from fer.labels import EMOTIONS
 
 
@@ -35,7 +36,7 @@ def test_hand_computed_case():
 def test_json_round_trip_and_report(tmp_path):
     r = compute_metrics(np.array([0, 3, 3, 6]), np.array([0, 3, 6, 6]))
     d = json.loads(r.to_json())
-    assert set(d) == {"accuracy", "macro_f1", "n", "labels", "per_class", "confusion_matrix"}
+    assert set(d) == {"accuracy", "macro_f1", "n", "labels", "per_class", "confusion_matrix", "split"}
     assert EvaluationResult.from_dict(d) == r
     assert "happy" in r.report() and "confusion matrix" in r.report()
     plot_confusion_matrix(r, tmp_path / "cm.png")

@@ -5,9 +5,10 @@ import pytest
 
 from conftest import PHOTOS, needs_photos, synthetic_faces
 from fer.errors import UnknownModelError
-from fer.inference import ENSEMBLE, Recognizer
+from fer.ensemble import ENSEMBLE
+from fer.inference import Recognizer
 from fer.labels import EMOTIONS
-from fer.models import build_model, with_tta
+from fer.models import ARCHITECTURES, build_model, with_tta
 from fer.render import annotate, compare_figure, leaderboard_rows
 
 
@@ -96,7 +97,7 @@ def test_grad_cam_highlights_the_evidence_for_the_class():
 
     face = np.zeros((48, 48), np.uint8)
     face[4:16, 4:16] = 255
-    cam, cls = grad_cam(model, face)
+    cam, cls = grad_cam(model, "features", face)
     assert cls == 0
     assert cam.shape == (48, 48) and cam.max() == pytest.approx(1.0)
     assert cam[4:16, 4:16].mean() > 0.5
@@ -104,10 +105,34 @@ def test_grad_cam_highlights_the_evidence_for_the_class():
     assert overlay(face, cam).shape == (192, 192, 3)
 
 
-@pytest.mark.parametrize("name", ["custom_cnn", "vgg16", "resnet50v2"])
-def test_grad_cam_works_for_every_architecture(name):
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_grad_cam_works_for_every_architecture_at_its_own_layer(name):
     from fer.explain import grad_cam
 
     face = np.random.default_rng(0).integers(0, 256, (48, 48)).astype(np.uint8)
-    cam, cls = grad_cam(with_tta(build_model(name), "flip"), face)
+    network = build_model(name)
+    cam, cls = grad_cam(network, ARCHITECTURES[name].gradcam_layer, face)
     assert cam.shape == (48, 48) and 0 <= cls < 7
+    assert len(network.get_layer(ARCHITECTURES[name].gradcam_layer).output.shape) == 4, "a feature map"
+
+
+def test_the_ensemble_exists_only_with_two_models_or_more(app_zoo, tmp_path):
+    import shutil
+
+    from fer.zoo import load_model
+
+    one = Recognizer({"a": build_model("custom_cnn")})
+    assert one.model_names == ["a"] and not one.has_ensemble
+    with pytest.raises(UnknownModelError, match="choose from a or all"):
+        one.resolve("ensemble")
+    assert set(one.score_crops(synthetic_faces(1)[0], "all")) == {"a"}
+
+    single_zoo = tmp_path / "zoo"
+    single_zoo.mkdir()
+    shutil.copytree(app_zoo / "alpha", single_zoo / "alpha")
+    with pytest.raises(UnknownModelError, match="at least 2 zoo entries and the zoo has 1"):
+        load_model(ENSEMBLE, zoo_dir=single_zoo)
+    two = load_model(ENSEMBLE, zoo_dir=app_zoo)
+    x = synthetic_faces(1)[0][..., None].astype("float32")
+    members = [load_model(n, zoo_dir=app_zoo).predict(x, verbose=0) for n in ("alpha", "beta")]
+    np.testing.assert_allclose(two.predict(x, verbose=0), np.mean(members, axis=0), atol=1e-6)

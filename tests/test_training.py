@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, synthetic_faces
 from fer.data import Dataset, Split
+from fer.errors import ConfigError, TrainingError
 from fer.training import TrainConfig, fit, make_dataset
 
 
@@ -66,7 +67,7 @@ def test_python_pipeline_for_backends_without_tensorflow_augments_and_trains():
     model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
     history = model.fit(plain, epochs=5, class_weight={i: 1.0 + i for i in range(7)}, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    with pytest.raises(ValueError, match="pipeline"):
+    with pytest.raises(ConfigError, match="pipeline"):
         make_dataset(x, y, 32, pipeline="torch")
 
 
@@ -85,7 +86,7 @@ def test_resume_of_a_run_copied_without_its_backup(tmp_path):
     assert model.name == "custom_cnn" and (run_dir / "history.csv").read_text() == history, "nothing retrained"
 
     config.epochs = 3
-    with pytest.raises(ValueError, match="--init-from"):
+    with pytest.raises(TrainingError, match="--init-from"):
         fit(config, data, resume=True)
 
 
@@ -189,10 +190,11 @@ def test_init_from_starts_from_an_exported_entry_and_refuses_another_architectur
     x = synthetic_faces(1)[0][..., None].astype("float32")
     from fer.zoo import load_model
 
-    exported = load_model(str(app_zoo / "alpha"))  # the same network, wrapped in flip TTA
-    inner = next(layer for layer in exported.layers if layer.name == "custom_cnn")
-    np.testing.assert_allclose(model.predict(x, verbose=0), inner.predict(x, verbose=0), atol=1e-6)
-    with pytest.raises(ValueError, match="holds no resnet50v2 network"):
+    from fer.zoo import load_network
+
+    stored = load_network(str(app_zoo / "alpha"))  # the entry stores the bare network
+    np.testing.assert_allclose(model.predict(x, verbose=0), stored.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(TrainingError, match="holds a custom_cnn network, not resnet50v2"):
         load_initial_weights(build_model("resnet50v2"), str(app_zoo / "alpha"))
 
 

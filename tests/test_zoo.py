@@ -8,10 +8,11 @@ from huggingface_hub import ModelCard
 
 from conftest import FER2013, REPO, needs_fer2013, synthetic_faces
 from fer.errors import UnknownModelError, ZooError
-from fer.evaluation import compute_metrics
+from fer.export import export_entry
+from fer.metrics import compute_metrics
 from fer.models import build_model
 from fer.training import TrainConfig
-from fer.zoo import export_entry, list_entries, load_model, resolve_model_path
+from fer.zoo import list_entries, load_model, resolve_model_path
 
 
 @pytest.fixture()
@@ -174,7 +175,7 @@ def test_readme_results_table_is_the_zoo_report():
 
 def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(entry, tmp_path):
     """Each cycle exported from the one before: the card totals all cycles and gives one command each."""
-    from fer.zoo import training_cost
+    from fer.export import training_cost
 
     model = build_model("custom_cnn")
     result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
