@@ -40,38 +40,38 @@ def _analyze(image, whole_image: bool):
         raise gr.Error(str(e)) from None
 
 
-def _face_view(result, model: str, index: int):
+def _face_index(result, face_name: str | None) -> int:
+    index = int(face_name.split()[-1]) - 1 if face_name else 0
+    return min(index, len(result.faces) - 1)
+
+
+def _face_view(result, model: str, face_name: str | None):
+    """Everything that depends on the selected face and model: the photo with that face highlighted, its
+    scores, the all-models chart, and an empty Grad-CAM panel (it explained another face or model)."""
     if result is None or not result.faces:
-        return {}, None
-    face = result.faces[min(index, len(result.faces) - 1)]
-    return sorted_scores(face, model), compare_figure(face, ACCURACIES)
+        return None, {}, None, None
+    index = _face_index(result, face_name)
+    face = result.faces[index]
+    return annotate(result, model, selected=index), sorted_scores(face, model), compare_figure(face, ACCURACIES), None
 
 
 def analyze(image, model: str, whole_image: bool):
-    """UI handler: annotated photo, face crops, face picker, scores, comparison, status."""
+    """UI handler: every panel of the Photo tab, recomputed for this photo (none keeps the last photo's)."""
     result = _analyze(image, whole_image)
     if not result.faces:
-        message = ("No face found. Tick **Classify the whole image as one face** to score it anyway "
+        message = ("No face found. Tick **Score the whole image if no face is found** to score it anyway "
                    "(useful for pre-cropped faces such as FER-2013's).")
-        return result.image, [], gr.update(choices=[], value=None), {}, None, message, None
+        return result.image, message, gr.update(choices=[], value=None), {}, None, [], None, result
     names = [f"Face {i + 1}" for i in range(len(result.faces))]
-    crops = [(enlarge(f.crop), f"{n}: {f.top(model)[0]}") for n, f in zip(names, result.faces)]
-    scores, figure = _face_view(result, model, 0)
-    note = "No face was detected; the whole image was classified as one face." if result.whole_image else \
-        f"Found {len(result.faces)} face{'s' * (len(result.faces) > 1)}."
-    return (annotate(result, model), crops, gr.update(choices=names, value=names[0]), scores, figure, note, result)
+    crops = [(enlarge(f.crop, 96), f"{n}: {f.top(model)[0]}") for n, f in zip(names, result.faces)]
+    annotated, scores, figure, cam = _face_view(result, model, names[0])
+    note = "No face was detected; the whole image was scored as one face." if result.whole_image else \
+        f"Found {len(result.faces)} face{'s' * (len(result.faces) > 1)}, numbered in reading order."
+    return annotated, note, gr.update(choices=names, value=names[0]), scores, figure, crops, cam, result
 
 
 def select_face(result, model: str, face_name: str | None):
-    index = int(face_name.split()[-1]) - 1 if face_name else 0
-    return _face_view(result, model, index)
-
-
-def switch_model(result, model: str, face_name: str | None):
-    if result is None or not result.faces:
-        return None, {}, None
-    scores, figure = select_face(result, model, face_name)
-    return annotate(result, model), scores, figure
+    return _face_view(result, model, face_name)
 
 
 def explain(result, model: str, face_name: str | None):
@@ -82,14 +82,14 @@ def explain(result, model: str, face_name: str | None):
     if result is None or not result.faces:
         raise gr.Error("Analyze a photo with at least one face first.")
     names = [model] if model != ENSEMBLE else list(RECOGNIZER.models)
-    face = result.faces[int(face_name.split()[-1]) - 1 if face_name else 0]
+    face = result.faces[_face_index(result, face_name)]
     images, captions = [], []
     for name in names:
         try:
             cam, cls = explain_model(name, face.crop)
         except FerError as e:
             raise gr.Error(str(e)) from None
-        images.append(overlay(face.crop, cam))
+        images.append(overlay(face.crop, cam, size=160))
         captions.append(f"{name}: {EMOTIONS[cls]}")
     return side_by_side(images, captions)
 
@@ -104,7 +104,8 @@ def live(frame, model: str):
         return frame, {}
     if not result.faces:
         return result.image, {}
-    return annotate(result, model), sorted_scores(result.faces[0], model)
+    largest = max(range(len(result.faces)), key=lambda i: result.faces[i].box.w * result.faces[i].box.h)
+    return annotate(result, model, selected=largest), sorted_scores(result.faces[largest], model)
 
 
 def predict_api(image: FileData, model: str = DEFAULT_MODEL) -> list[dict]:
@@ -115,7 +116,7 @@ def predict_api(image: FileData, model: str = DEFAULT_MODEL) -> list[dict]:
         model: a zoo model's name, or "ensemble" when the zoo has two or more models.
 
     Returns:
-        One item per face, largest first: {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: probability}}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: probability}}.
     """
     try:
         result = RECOGNIZER.predict(image["path"], models=[model])
@@ -131,7 +132,7 @@ def compare_api(image: FileData) -> list[dict]:
         image: the photo (JPEG, PNG, WebP, BMP or GIF).
 
     Returns:
-        One item per face, largest first: {"box": [x, y, w, h], "scores": {model: {emotion: probability}}}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h], "scores": {model: {emotion: probability}}}.
     """
     try:
         result = RECOGNIZER.predict(image["path"], models="all")
@@ -140,34 +141,46 @@ def compare_api(image: FileData) -> list[dict]:
     return [f.to_dict() for f in result.faces]
 
 
+CSS = """
+#annotated img, #photo-input img { object-fit: contain; }
+#crops .thumbnail-item { max-width: 96px; }
+"""
+
 with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     gr.Markdown("# Facial emotion recognition\nUpload a photo, take one with the webcam or paste one: every face "
                 "is found and scored for seven emotions by models trained on FER-2013. A facial expression "
                 "is not a feeling; see the model cards for limits.")
     state = gr.State(None)
     with gr.Tab("Photo"):
-        with gr.Row():
-            with gr.Column(scale=1):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
                 # image_mode=None hands the file over untouched: fer.faces decodes it (EXIF, 16-bit, CMYK ...).
                 image_in = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
-                                    label="Photo", elem_id="photo-input")
-                model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
-                whole_in = gr.Checkbox(False, label="Classify the whole image as one face if none is found")
-                run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze")
-                examples_slot = gr.Column(elem_id="examples")
-            with gr.Column(scale=1):
-                annotated_out = gr.Image(label="Faces found", type="numpy", interactive=False, elem_id="annotated")
+                                    label="Photo", elem_id="photo-input", height=320)
+                with gr.Row():
+                    model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model", scale=2, min_width=140)
+                    run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze", scale=1, min_width=100)
+                whole_in = gr.Checkbox(False, label="Score the whole image if no face is found")
+            with gr.Column(scale=1, min_width=320):
+                annotated_out = gr.Image(label="Faces found (selected face: yellow outline)", type="numpy",
+                                         interactive=False, elem_id="annotated", height=320)
                 status_out = gr.Markdown(elem_id="status")
-                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=6, height="auto",
-                                       object_fit="contain", allow_preview=False)
-        with gr.Row():
-            face_in = gr.Dropdown([], label="Face", interactive=True)
-            scores_out = gr.Label(num_top_classes=7, label="Scores (selected model)", elem_id="scores")
-        compare_out = gr.Plot(label="All models on the selected face")
-        with gr.Row():
-            explain_btn = gr.Button("Explain (Grad-CAM)", elem_id="explain-button")
-        explain_out = gr.Image(label="Grad-CAM: where the model looked (red: most)", height=260,
-                               interactive=False, elem_id="explain")
+                face_in = gr.Radio([], label="Face", interactive=True, elem_id="face-picker")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                scores_out = gr.Label(num_top_classes=7, label="Scores of the selected face (selected model)",
+                                      elem_id="scores")
+            with gr.Column(scale=1, min_width=320):
+                compare_out = gr.Plot(label="All models on the selected face", elem_id="compare")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=8, height=150,
+                                       object_fit="contain", allow_preview=False, elem_id="crops")
+            with gr.Column(scale=1, min_width=320):
+                explain_btn = gr.Button("Explain the selected face (Grad-CAM)", elem_id="explain-button")
+                explain_out = gr.Image(label="Grad-CAM: where the model looked (red: most)", height=220,
+                                       interactive=False, elem_id="explain")
+        examples_slot = gr.Column(elem_id="examples")
 
     with gr.Tab("Live webcam"):
         with gr.Row():
@@ -182,20 +195,24 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
         gr.Markdown(f"Test split of FER-2013 ({evaluated}). Rerun any number with "
                     "`python -m fer evaluate --model NAME --data PATH`.")
         gr.Dataframe(value=rows, headers=headers, interactive=False, label="Leaderboard")
-        gr.Gallery([(str(e.path / "confusion_matrix.png"), e.name) for e in ENTRIES
-                    if (e.path / "confusion_matrix.png").exists()], label="Confusion matrices", columns=3,
-                   height="auto", object_fit="contain", allow_preview=True)
+        matrices = {e.name: str(e.path / "confusion_matrix.png") for e in ENTRIES
+                    if (e.path / "confusion_matrix.png").exists()}
+        if matrices:
+            matrix_model = gr.Dropdown(list(matrices), value=next(iter(matrices)), label="Confusion matrix of")
+            matrix_out = gr.Image(next(iter(matrices.values())), label="Confusion matrix (rows: true class)",
+                                  interactive=False, height=620, elem_id="confusion-matrix")
+            matrix_model.change(lambda name: matrices[name], matrix_model, matrix_out, api_visibility="private")
 
-    outputs = [annotated_out, crops_out, face_in, scores_out, compare_out, status_out, state]
+    panels = [annotated_out, status_out, face_in, scores_out, compare_out, crops_out, explain_out, state]
     with examples_slot:
-        if EXAMPLES:  # a click on an example fills the inputs and runs the analysis at once
-            gr.Examples([[path, DEFAULT_MODEL, False] for path in EXAMPLES], inputs=[image_in, model_in, whole_in],
-                        outputs=outputs, fn=analyze, run_on_click=True, cache_examples=False,
-                        label="Examples (FER-2013 test faces)")
-    run_btn.click(analyze, [image_in, model_in, whole_in], outputs, api_visibility="private")
-    face_in.change(select_face, [state, model_in, face_in], [scores_out, compare_out], api_visibility="private")
-    model_in.change(switch_model, [state, model_in, face_in], [annotated_out, scores_out, compare_out],
-                    api_visibility="private")
+        if EXAMPLES:  # a click on an example fills the photo and runs the analysis at once
+            gr.Examples([[path] for path in EXAMPLES], inputs=[image_in], outputs=panels,
+                        fn=lambda image: analyze(image, DEFAULT_MODEL, False), run_on_click=True,
+                        cache_examples=False, label="Examples: faces from the FER-2013 test split")
+    run_btn.click(analyze, [image_in, model_in, whole_in], panels, api_visibility="private")
+    face_view = [annotated_out, scores_out, compare_out, explain_out]
+    face_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
+    model_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
     explain_btn.click(explain, [state, model_in, face_in], explain_out, api_visibility="private")
     live_in.stream(live, [live_in, live_model], [live_img, live_scores], stream_every=0.5, time_limit=120,
                    api_visibility="private")
@@ -210,4 +227,5 @@ demo.queue(max_size=int(os.environ.get("FER_MAX_QUEUE", "64")),
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb", show_error=True,
+                css=CSS,
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

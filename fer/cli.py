@@ -224,8 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NEEDS_TENSORFLOW = {"evaluate", "predict", "export-tflite"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if {args.command, getattr(args, "zoo_command", None)} & NEEDS_TENSORFLOW:
+        from fer.logs import quiet_tensorflow
+
+        quiet_tensorflow(args.verbose)
     # Logs to stderr so that --json keeps stdout to exactly one JSON document.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")

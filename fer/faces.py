@@ -158,6 +158,19 @@ def detect_faces(rgb: np.ndarray, max_faces: int = 20, min_face_fraction: float 
     return boxes[:max_faces]
 
 
+def reading_order(boxes: list[Box]) -> list[Box]:
+    """Boxes as a person reads them: rows top to bottom, left to right within a row. Two faces share a
+    row when their vertical centres lie within half the smaller face's height of each other."""
+    rows: list[list[Box]] = []
+    for box in sorted(boxes, key=lambda b: b.y + b.h / 2):
+        row = rows[-1] if rows else None
+        if row and abs((box.y + box.h / 2) - (row[0].y + row[0].h / 2)) <= min(box.h, row[0].h) / 2:
+            row.append(box)
+        else:
+            rows.append([box])
+    return [box for row in rows for box in sorted(row, key=lambda b: b.x)]
+
+
 def crop_face(rgb: np.ndarray, box: Box | None = None) -> np.ndarray:
     """The 48x48 grayscale face (uint8) the models take; the whole image when ``box`` is None."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb

@@ -18,7 +18,7 @@ import numpy as np
 
 from fer.ensemble import ENSEMBLE, combine, has_ensemble
 from fer.errors import UnknownModelError
-from fer.faces import Box, crop_face, detect_faces, load_image
+from fer.faces import Box, crop_face, detect_faces, load_image, reading_order
 from fer.labels import EMOTIONS, IMAGE_SIZE
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,10 @@ class Recognizer:
 
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,
                 max_faces: int = MAX_FACES) -> ImageResult:
-        """Find every face in ``image`` (bytes, path or array) and score it with ``models``."""
+        """Find every face in ``image`` (bytes, path or array) and score it with ``models``; faces are
+        numbered in reading order (rows top to bottom, left to right), the largest ``max_faces`` kept."""
         rgb, scale = load_image(image)
-        boxes = detect_faces(rgb, max_faces=max_faces)
+        boxes = reading_order(detect_faces(rgb, max_faces=max_faces))
         whole = not boxes and whole_image_if_no_face
         if not boxes and not whole:
             return ImageResult([], rgb)

@@ -11,8 +11,12 @@ from fer.labels import EMOTIONS
 BOX_COLOURS = [(46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182), (26, 188, 156)]
 
 
-def annotate(result: ImageResult, model: str) -> np.ndarray:
-    """The image with each face's box, number and top emotion under ``model`` drawn on it."""
+SELECTED_COLOUR = (255, 214, 0)
+
+
+def annotate(result: ImageResult, model: str, selected: int | None = None) -> np.ndarray:
+    """The image with each face's box, number and top emotion under ``model`` drawn on it; the face at
+    index ``selected`` is drawn with a thick yellow outline."""
     image = result.image.copy()
     thickness = max(2, round(max(image.shape[:2]) / 400))
     scale = max(0.5, max(image.shape[:2]) / 1000)
@@ -21,6 +25,9 @@ def annotate(result: ImageResult, model: str) -> np.ndarray:
             continue
         colour = BOX_COLOURS[i % len(BOX_COLOURS)]
         b = face.box
+        if i == selected:
+            cv2.rectangle(image, (b.x - thickness, b.y - thickness), (b.x + b.w + thickness, b.y + b.h + thickness),
+                          SELECTED_COLOUR, 3 * thickness)
         cv2.rectangle(image, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
         emotion, p = face.top(model)
         text = f"{i + 1}: {emotion} {p:.0%}"
@@ -51,7 +58,7 @@ def compare_figure(face: Face, accuracies: dict[str, float] | None = None):
     models = list(face.scores)
     width = 0.8 / max(1, len(models))
     x = np.arange(len(EMOTIONS))
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 2.8))
     for k, model in enumerate(models):
         acc = (accuracies or {}).get(model)
         label = f"{model} (test acc {acc:.1%})" if acc is not None else model

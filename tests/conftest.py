@@ -102,3 +102,12 @@ def app_process(app_zoo, tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_server(app_process) -> str:
     return app_process[0]
+
+
+@pytest.fixture(scope="session")
+def shipped_app_server(tmp_path_factory) -> str:
+    """app.py serving the zoo this repository ships (model_zoo/), for screenshots of what users see."""
+    from benchmarks.load import serve_app
+
+    with serve_app({"FER_ZOO_DIR": str(REPO / "model_zoo")}, tmp_path_factory.mktemp("log") / "shipped_app.log") as (url, _):
+        yield url

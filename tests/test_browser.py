@@ -15,7 +15,7 @@ from conftest import PHOTOS, REPO, needs_photos
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "test-artifacts"
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium; see .ci/run)"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed: run the tests with scripts/test.sh, which installs it (Debian: apt-get install chromium)"),
 ]
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
 
@@ -39,42 +39,89 @@ def _fake_camera(image_path: Path, out: Path, w: int = 640, h: int = 480, frames
     return out
 
 
-def _open(pw, url: str, extra_flags=()):
+def _open(pw, url: str, extra_flags=(), viewport=(1400, 1000)):
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + list(extra_flags))
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector("#analyze", timeout=60_000)
     return browser, page
 
 
+def _analyze(page, photo: Path, expect: str):
+    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
+    page.wait_for_selector("#photo-input img", timeout=30_000)
+    page.click("#analyze")
+    page.wait_for_selector(f"#status:has-text('{expect}')", timeout=60_000)
+    page.wait_for_selector("#annotated img", timeout=30_000)
+
+
 @needs_photos
-def test_upload_a_photo_and_see_faces_and_scores(app_server):
+def test_upload_two_photos_and_every_panel_belongs_to_the_second(app_server):
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as pw:
-        browser, page = _open(pw, app_server)
+        browser, page = _open(pw, app_server, viewport=(1366, 768))
         try:
-            page.locator("#photo-input input[type=file]").set_input_files(str(PHOTOS / "couple.jpg"))
-            page.wait_for_selector("#photo-input img", timeout=30_000)
-            page.click("#analyze")
-            page.wait_for_selector("#status:has-text('Found 2 faces')", timeout=60_000)
-            page.wait_for_selector("#annotated img", timeout=30_000)
-            scores = page.locator("#scores").inner_text()
+            _analyze(page, PHOTOS / "couple.jpg", "Found 2 faces")
+            assert page.locator("#face-picker label").all_inner_texts() == ["Face 1", "Face 2"]
+            first_scores = page.locator("#scores").inner_text()
             page.click("#explain-button")
             page.wait_for_selector("#explain img", timeout=60_000)
-            page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "photo_laptop.png"))
+            page.screenshot(path=str(ARTIFACTS / "photo_laptop_full.png"), full_page=True)
+            # Another face: its own Grad-CAM is not shown until asked for.
+            page.locator("#face-picker label", has_text="Face 2").click()
+            page.wait_for_selector("#explain img", state="detached", timeout=30_000)
+
+            page.click("#explain-button")
+            page.wait_for_selector("#explain img", timeout=60_000)
+            _analyze(page, PHOTOS / "img1.jpg", "Found 1 face")
+            page.wait_for_selector("#explain img", state="detached", timeout=30_000)
+            assert page.locator("#face-picker label").all_inner_texts() == ["Face 1"]
+            second_scores = page.locator("#scores").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "second_photo.png"), full_page=True)
+
             page.get_by_role("tab", name="Model zoo").click()
             page.wait_for_selector("text=Leaderboard", timeout=30_000)
+            page.wait_for_selector("#confusion-matrix img", timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "zoo_tab.png"), full_page=True)
+            matrix = page.locator("#confusion-matrix img").evaluate(
+                "img => [img.naturalWidth, img.naturalHeight, img.clientWidth, img.clientHeight]")
             page.get_by_role("tab", name="Photo").click()
-            # An example works on the first click: it fills the inputs and runs the analysis.
-            page.locator("#examples [data-testid='dataset-cell-1-0']").click()  # three FER-2013 faces
+            # An example works on the first click: it fills the photo and runs the analysis.
+            page.locator("#examples button.gallery-item").nth(1).click()  # three FER-2013 faces
             page.wait_for_selector("#status:has-text('Found 3 faces')", timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "example.png"), full_page=True)
         finally:
             browser.close()
-    assert all(emotion in scores for emotion in ("angry", "happy", "neutral"))
-    assert "%" in scores
+    for scores in (first_scores, second_scores):
+        assert all(emotion in scores for emotion in ("angry", "happy", "neutral")) and "%" in scores
+    natural_w, natural_h, shown_w, shown_h = matrix
+    assert abs(shown_w / shown_h - natural_w / natural_h) < 0.02, "the confusion matrix is shown whole, not cropped"
+
+
+@needs_photos
+@pytest.mark.parametrize("viewport, name", [((1366, 768), "laptop"), ((390, 844), "phone")])
+def test_the_shipped_zoo_at_laptop_and_phone_width(shipped_app_server, viewport, name):
+    """The layout reads top to bottom at both widths: photo with boxes, scores, comparison, then crops; no
+    sideways scrolling. The screenshots (test-artifacts/app_*.png) are the README's."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser, page = _open(pw, shipped_app_server, viewport=viewport)
+        try:
+            _analyze(page, PHOTOS / "couple.jpg", "Found 2 faces")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / f"app_{name}.png"), full_page=True)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth")
+            boxes = {sel: page.locator(sel).bounding_box() for sel in ("#annotated", "#scores", "#compare", "#crops")}
+        finally:
+            browser.close()
+    assert overflow <= viewport[0]
+    tops = [boxes[sel]["y"] for sel in ("#annotated", "#scores", "#crops")]
+    assert tops == sorted(tops), "photo with boxes, then the scores, then the crops"
+    assert boxes["#compare"]["y"] < boxes["#crops"]["y"], "the comparison comes before the crops"
+    if name == "laptop":
+        assert boxes["#annotated"]["y"] + boxes["#annotated"]["height"] <= viewport[1], "boxes above the fold"
 
 
 def test_live_webcam_streams_scores(app_server, tmp_path):

@@ -95,3 +95,12 @@ def test_scale_maps_working_pixels_back_to_the_original():
     exif[0x0112] = 6
     rgb, scale = load_image(_encode(big, "JPEG", exif=exif.tobytes()))
     assert rgb.shape[:2] == (1600, 1200) and scale == pytest.approx(2.5)
+
+
+def test_faces_are_numbered_in_reading_order():
+    from fer.faces import Box, reading_order
+
+    # Two rows: a big face top right, a small one top left a little lower; one face below.
+    top_right, top_left, bottom = Box(300, 40, 120, 120), Box(20, 70, 60, 60), Box(150, 300, 80, 80)
+    assert reading_order([top_right, bottom, top_left]) == [top_left, top_right, bottom]
+    assert reading_order([]) == []

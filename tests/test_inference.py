@@ -136,3 +136,16 @@ def test_the_ensemble_exists_only_with_two_models_or_more(app_zoo, tmp_path):
     x = synthetic_faces(1)[0][..., None].astype("float32")
     members = [load_model(n, zoo_dir=app_zoo).predict(x, verbose=0) for n in ("alpha", "beta")]
     np.testing.assert_allclose(two.predict(x, verbose=0), np.mean(members, axis=0), atol=1e-6)
+
+
+def test_the_selected_face_is_highlighted(recognizer):
+    from fer.faces import Box
+    from fer.inference import Face, ImageResult
+
+    image = np.full((200, 300, 3), 128, np.uint8)
+    faces = [Face(Box(10, 50, 60, 60), {"a": dict.fromkeys(EMOTIONS, 1 / 7)}),
+             Face(Box(200, 50, 60, 60), {"a": dict.fromkeys(EMOTIONS, 1 / 7)})]
+    result = ImageResult(faces, image)
+    plain, first, second = annotate(result, "a"), annotate(result, "a", selected=0), annotate(result, "a", selected=1)
+    assert not np.array_equal(first, plain) and not np.array_equal(first, second)
+    assert np.array_equal(first[:, 150:], plain[:, 150:]), "only the selected face's outline changes"
