@@ -16,14 +16,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig, class_weights, format_class_weights, oversample_indices
-from fer.data import Dataset
 from fer.errors import ConfigError, TrainingError
 from fer.labels import NUM_CLASSES
 from fer.options import option, options
+
+if TYPE_CHECKING:  # fer.data reads images with OpenCV; the GPU trainer (fer.device) imports this module without it
+    from fer.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +200,8 @@ def _array_batches_class():  # defined lazily: importing fer.training imports no
     return ArrayBatches
 
 
-def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate of ``config``: a constant, or a linear warm-up then a cosine decay (per step)."""
     import keras
 
     if config.schedule == "constant":
@@ -388,7 +392,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
         if config.init_from:
             load_initial_weights(model, config.init_from)
         model.compile(
-            optimizer=keras.optimizers.AdamW(_learning_rate(config, steps_per_epoch),
+            optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps_per_epoch),
                                              weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],

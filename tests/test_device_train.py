@@ -1,0 +1,291 @@
+"""The GPU trainer (scripts/device_train.py, fer.device*) on this CPU: its augmentation, and a whole run
+pack -> train (stopped by its time budget) -> resume -> shards -> reassemble -> a TensorFlow model.
+
+The device commands run as the device runs them: in their own process, Keras on JAX, with TensorFlow,
+OpenCV and scikit-learn made unimportable (the device has no TensorFlow; the trainer must need none).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from fer.augment import AugmentConfig  # noqa: E402
+from fer.device_augment import augment_batch, mix_batch  # noqa: E402
+from fer.labels import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
+
+SCRIPT = REPO / "scripts" / "device_train.py"
+ONLY = {name: AugmentConfig(**{**AugmentConfig.off().to_dict(), name: value})
+        for name, value in [("flip", True), ("shift", 0.1), ("brightness", 0.2), ("contrast", 0.2)]}
+AS_ON_THE_DEVICE = """
+import runpy, sys
+class NotOnTheDevice:
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("tensorflow", "cv2", "sklearn"):
+            raise ImportError(name + " is not on the device")
+sys.meta_path.insert(0, NotOnTheDevice())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def augment(seed: int, x: np.ndarray, config: AugmentConfig, erasing: float = 0.0) -> np.ndarray:
+    """``augment_batch`` compiled, as in the training step (op-by-op it compiles each operation)."""
+    return np.asarray(jax.jit(lambda key, faces: augment_batch(key, faces, config, erasing))(jax.random.key(seed), x))
+
+
+def faces(n: int = 32, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+
+
+def square(n: int = 32) -> np.ndarray:
+    """Dark faces with a bright 8x8 square in the middle."""
+    x = np.full((n, IMAGE_SIZE, IMAGE_SIZE), 20, np.uint8)
+    x[:, 20:28, 20:28] = 230
+    return x
+
+
+def centroid(x: np.ndarray) -> np.ndarray:
+    """Row and column of the centre of the bright pixels of each face, (N, 2)."""
+    weight = np.clip(np.asarray(x) - 20, 0, None)
+    rows, cols = np.mgrid[:IMAGE_SIZE, :IMAGE_SIZE]
+    total = weight.sum(axis=(1, 2))
+    return np.stack([(weight * rows).sum(axis=(1, 2)) / total, (weight * cols).sum(axis=(1, 2)) / total], 1)
+
+
+def test_augmentation_off_returns_the_faces_as_floats():
+    x = faces()
+    out = augment(0, x, AugmentConfig.off())
+    assert out.dtype == np.float32 and np.array_equal(out, x.astype(np.float32))
+
+
+def test_flip_mirrors_some_faces_and_leaves_the_others():
+    x = faces(64)
+    out = augment(1, x, ONLY["flip"])
+    mirrored = np.all(out == x[:, :, ::-1], axis=(1, 2))
+    kept = np.all(out == x, axis=(1, 2))
+    assert np.all(mirrored | kept)
+    assert 10 < mirrored.sum() < 54
+
+
+def test_shift_moves_the_pixels_by_at_most_a_tenth_of_the_side():
+    x = square(64)
+    out = augment(2, x, ONLY["shift"])
+    moved = np.abs(centroid(out) - centroid(x))
+    assert moved.max() <= 0.1 * IMAGE_SIZE + 0.5
+    assert (moved.max(axis=1) > 1).mean() > 0.5
+    assert np.allclose(out.sum(axis=(1, 2)), x.astype(np.float64).sum(axis=(1, 2)), rtol=0.02)  # moved, not lost
+
+
+def test_rotation_and_zoom_keep_the_square_in_the_middle():
+    x = square(32)
+    config = AugmentConfig(**{**AugmentConfig.off().to_dict(), "rotation": 10.0, "zoom": 0.1})
+    out = augment(3, x, config)
+    assert np.abs(centroid(out) - centroid(x)).max() < 0.5  # about the centre
+    assert np.abs(out - x).max(axis=(1, 2)).min() > 1  # but every face changed
+
+
+def test_brightness_shifts_each_face_by_one_amount():
+    x = np.full((64, IMAGE_SIZE, IMAGE_SIZE), 128, np.uint8)
+    out = augment(4, x, ONLY["brightness"])
+    delta = out - 128
+    assert np.allclose(delta, delta[:, :1, :1], atol=1e-3)
+    assert np.abs(delta).max() <= 0.2 * 255 + 1e-3 and np.abs(delta).max() > 0.1 * 255
+
+
+def test_contrast_scales_the_distance_from_the_mean():
+    x = np.tile(np.linspace(78, 178, IMAGE_SIZE, dtype=np.float32), (16, IMAGE_SIZE, 1)).round().astype(np.uint8)
+    out = augment(5, x, ONLY["contrast"])
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    factor = (out - mean)[:, 0, -1] / (x - mean)[:, 0, -1]
+    assert np.allclose(out.mean(axis=(1, 2)), mean[:, 0, 0], atol=1e-2)
+    assert np.all((factor >= 0.8 - 1e-4) & (factor <= 1.2 + 1e-4)) and factor.std() > 0.02
+
+
+def test_erasing_zeroes_one_rectangle():
+    x = np.full((32, IMAGE_SIZE, IMAGE_SIZE), 200, np.uint8)
+    out = augment(6, x, AugmentConfig.off(), erasing=1.0)
+    for face in out:
+        rows, cols = np.nonzero(face == 0)
+        assert set(np.unique(face)) == {0.0, 200.0}
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(rows) == height * width  # a filled rectangle
+        assert 0.01 <= len(rows) / face.size <= 0.4
+
+
+def test_everything_on_keeps_shape_and_range_and_is_deterministic_per_key():
+    x = faces(64)
+    everything = jax.jit(lambda key, faces: augment_batch(key, faces, AugmentConfig(), erasing=0.5))
+    out = np.asarray(everything(jax.random.key(7), x))
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 255
+    assert np.abs(out - x).mean() > 10
+    assert np.array_equal(out, np.asarray(everything(jax.random.key(7), x)))
+    assert not np.array_equal(out, np.asarray(everything(jax.random.key(8), x)))
+
+
+def test_mixup_blends_faces_and_targets_alike():
+    x = faces(16).astype(np.float32)
+    targets = jax.nn.one_hot(np.arange(16) % NUM_CLASSES, NUM_CLASSES)
+    mixed, mixed_targets = jax.jit(lambda key, x, t: mix_batch(key, x, t, 0.4))(jax.random.key(9), x, targets)
+    assert np.allclose(np.asarray(mixed_targets).sum(axis=1), 1, atol=1e-5)
+    assert mixed.shape == x.shape and np.asarray(mixed).min() >= 0 and np.asarray(mixed).max() <= 255
+    assert not np.allclose(mixed, x)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("device_train", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_on_device(tmp, *args: str) -> str:
+    """``scripts/device_train.py ARGS`` as on the device (JAX, no TensorFlow); returns its output."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "OUT": str(tmp / "out"),
+           "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    done = subprocess.run([sys.executable, "-c", AS_ON_THE_DEVICE, str(SCRIPT), *args], cwd=tmp, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def report(folder) -> dict:
+    return json.loads((folder / "report.json").read_text())
+
+
+TRAIN = ["train", "--pack-dir", "pack", "--epochs", "3", "--batch-size", "32", "--lr", "3e-3", "--output", "runs"]
+
+
+@pytest.fixture(scope="module")
+def device_run(synthetic_folders, tmp_path_factory):
+    """A pack of the synthetic faces, a 3-epoch run stopped after one epoch by its time budget (the first
+    report kept), then resumed to the end; and the same run uninterrupted."""
+    tmp = tmp_path_factory.mktemp("device")
+    assert load_script().main(["pack", "--data", str(synthetic_folders), "--pack-dir", str(tmp / "pack"),
+                               "--no-wheels"]) == 0
+    first = run_on_device(tmp, *TRAIN, "--time-budget", "0")
+    stopped = report(tmp / "out")
+    resumed = run_on_device(tmp, *TRAIN, "--resume")
+    straight = run_on_device(tmp, *TRAIN, "--name", "straight", "--time-budget", "600")
+    (tmp / "out").rename(tmp / "fetched")  # the last command's $OUT, as fetched: the straight run
+    return {"tmp": tmp, "first": first, "stopped": stopped, "resumed": resumed, "straight": straight}
+
+
+def test_the_time_budget_stops_after_an_epoch_and_resume_continues_from_it(device_run):
+    assert device_run["stopped"]["epochs_done"] == 1
+    assert "Stopping after epoch 1 of 3" in device_run["first"]
+    assert "Resuming runs/custom_cnn at epoch 2 of 3" in device_run["resumed"]
+    assert "epoch 1/3" not in device_run["resumed"] and "epoch 3/3" in device_run["resumed"]
+
+
+def test_a_resumed_run_is_the_uninterrupted_run(device_run):
+    resumed_checkpoint = np.load(device_run["tmp"] / "runs" / "custom_cnn" / "checkpoint.npz")
+    straight_checkpoint = np.load(device_run["tmp"] / "runs" / "straight" / "checkpoint.npz")
+    resumed = json.loads(str(resumed_checkpoint["report"]))
+    straight = json.loads(str(straight_checkpoint["report"]))
+    assert [r["epoch"] for r in resumed["history"]] == [0, 1, 2]
+    for a, b in zip(resumed["history"], straight["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["val_accuracy"] == b["val_accuracy"]
+    assert resumed["history"][0] == device_run["stopped"]["history"][0]
+    assert np.allclose(resumed_checkpoint["trainable_0"], straight_checkpoint["trainable_0"], atol=1e-5)
+
+
+def test_the_run_learns_and_reports_device_batch_and_precision(device_run):
+    run = report(device_run["tmp"] / "fetched")
+    assert run["best_val_accuracy"] > 0.4  # chance is 1/7: the network tells the classes apart
+    assert (run["device"], run["precision"], run["train_config"]["batch_size"]) == ("cpu", "float32", 32)
+    assert run["faces_per_second"] > 0 and run["epochs_done"] == 3
+    assert sorted(run["shards"]) == ["weights-00.npz"]
+
+
+def test_reassembled_weights_score_the_device_accuracy_in_tensorflow(device_run, synthetic_folders):
+    import keras
+
+    from fer.data import load_dataset
+    from fer.evaluation import evaluate_model
+    from fer.training import TrainConfig, read_history
+
+    tmp = device_run["tmp"]
+    assert load_script().main(["reassemble", str(tmp / "fetched"), "--output", str(tmp / "here")]) == 0
+    run_dir = tmp / "here" / "straight"
+    network = keras.saving.load_model(run_dir / "best.keras", compile=False)
+    assert keras.backend.backend() == "tensorflow"
+    val = load_dataset(synthetic_folders, val_fraction=0.1, seed=0).val
+    device_accuracy = report(tmp / "fetched")["best_val_accuracy"]
+    assert abs(evaluate_model(network, val).accuracy - device_accuracy) <= 0.001
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    assert (config.epochs, config.batch_size, config.data) == (3, 32, str(synthetic_folders))
+    rows = read_history(run_dir / "history.csv")
+    assert list(rows[0]) == ["epoch", "accuracy", "epoch_seconds", "loss", "val_accuracy", "val_loss"]
+    assert len(rows) == 3 and (run_dir / "hardware.txt").read_text().startswith("a ")
+
+
+def test_reassembly_refuses_weights_that_do_not_score_what_the_device_said(device_run):
+    from fer.device_files import DeviceRunError
+    from fer.device_host import reassemble
+
+    tmp = device_run["tmp"]
+    tampered = tmp / "tampered"
+    tampered.mkdir()
+    for f in (tmp / "fetched").iterdir():
+        (tampered / f.name).write_bytes(f.read_bytes())
+    run = report(tampered)
+    run["best_val_accuracy"] -= 0.05
+    (tampered / "report.json").write_text(json.dumps(run))
+    with pytest.raises(DeviceRunError, match="more than 0.001 apart"):
+        reassemble(tampered, output=str(tmp / "refused"))
+    assert not (tmp / "refused").exists()
+
+
+def test_an_unfinished_run_is_reassembled_only_when_asked(device_run, tmp_path):
+    from fer.device_files import DeviceRunError
+    from fer.device_host import reassemble
+
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "report.json").write_text(json.dumps(device_run["stopped"]))
+    with pytest.raises(DeviceRunError, match="has done 1 of 3 epochs"):
+        reassemble(stopped, output=str(tmp_path / "runs"))
+
+
+def test_the_travel_size_counts_the_working_tree_and_the_pack(tmp_path):
+    from fer.device_host import TRAVEL_BUDGET, travel_size
+
+    (tmp_path / "faces.bin").write_bytes(b"x" * 1000)
+    size = travel_size(tmp_path)
+    assert size.pack == 1000 and 0 < size.tree < TRAVEL_BUDGET
+    assert not any(path.startswith(".devicepack/") for path, _ in size.largest_tree_files)
+
+
+def test_a_pack_over_the_travel_budget_is_refused_saying_what_to_move(synthetic_folders, tmp_path, monkeypatch):
+    import fer.device_host
+    from fer.device_files import DeviceRunError
+
+    monkeypatch.setattr(fer.device_host, "TRAVEL_BUDGET", 2**20)
+    with pytest.raises(DeviceRunError, match="Too big for a device call.*Largest files of the working tree"):
+        fer.device_host.pack(str(synthetic_folders), 0.1, 0, tmp_path / "pack", wheels=False)
+
+
+def test_a_device_benchmark_is_recorded_with_its_device_batch_and_precision(tmp_path):
+    from fer.device_host import record_benchmark
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"models": {"custom_cnn": {}}}))
+    bench = {"device": "NVIDIA H100 80GB HBM3", "precision": "mixed_bfloat16", "batch_size": 512,
+             "architectures": {"custom_cnn": {"faces_per_second": 1.0}}}
+    key = record_benchmark(bench, results)
+    saved = json.loads(results.read_text())
+    assert saved["models"] == {"custom_cnn": {}} and saved["device_training"][key] == bench
+    assert key == "NVIDIA H100 80GB HBM3 mixed_bfloat16 batch 512"
