@@ -19,8 +19,18 @@ from gradio.data_classes import FileData  # noqa: E402
 from fer.ensemble import ENSEMBLE  # noqa: E402
 from fer.errors import FerError  # noqa: E402
 from fer.inference import Recognizer  # noqa: E402
-from fer.render import annotate, compare_figure, enlarge, leaderboard_rows, side_by_side, sorted_scores  # noqa: E402
-from fer.zoo import list_entries, read_manifest  # noqa: E402
+from fer.render import (  # noqa: E402
+    agreement,
+    annotate,
+    compare_figure,
+    enlarge,
+    face_label,
+    leaderboard_rows,
+    side_by_side,
+    sorted_scores,
+    verdict,
+)
+from fer.zoo import default_zoo_dir, list_entries, read_manifest  # noqa: E402
 
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
@@ -47,12 +57,15 @@ def _face_index(result, face_name: str | None) -> int:
 
 def _face_view(result, model: str, face_name: str | None):
     """Everything that depends on the selected face and model: the photo with that face highlighted, its
-    scores, the all-models chart, and an empty Grad-CAM panel (it explained another face or model)."""
+    scores and verdict (uncertain or not), the all-models chart with the line naming where the models
+    disagree, and an empty Grad-CAM panel (it explained another face or model)."""
     if result is None or not result.faces:
-        return None, {}, None, None
+        return None, {}, "", None, "", None
     index = _face_index(result, face_name)
     face = result.faces[index]
-    return annotate(result, model, selected=index), sorted_scores(face, model), compare_figure(face, ACCURACIES), None
+    return (annotate(result, model, selected=index), sorted_scores(face, model),
+            verdict(face, model, RECOGNIZER.calibrations.get(model), index + 1), compare_figure(face, ACCURACIES),
+            agreement(face, list(RECOGNIZER.models)), None)
 
 
 def analyze(image, model: str, whole_image: bool):
@@ -61,13 +74,16 @@ def analyze(image, model: str, whole_image: bool):
     if not result.faces:
         message = ("No face found. Tick **Score the whole image if no face is found** to score it anyway "
                    "(useful for pre-cropped faces such as FER-2013's).")
-        return result.image, message, gr.update(choices=[], value=None), {}, None, [], None, result
+        return result.image, message, gr.update(choices=[], value=None), {}, "", None, "", [], None, result
     names = [f"Face {i + 1}" for i in range(len(result.faces))]
-    crops = [(enlarge(f.crop, 96), f"{n}: {f.top(model)[0]}") for n, f in zip(names, result.faces)]
-    annotated, scores, figure, cam = _face_view(result, model, names[0])
+    crops = [(enlarge(f.crop, 96), f"{n}: {face_label(f, model)}") for n, f in zip(names, result.faces)]
+    annotated, scores, face_verdict, figure, models_line, cam = _face_view(result, model, names[0])
     note = "No face was detected; the whole image was scored as one face." if result.whole_image else \
         f"Found {len(result.faces)} face{'s' * (len(result.faces) > 1)}, numbered in reading order."
-    return annotated, note, gr.update(choices=names, value=names[0]), scores, figure, crops, cam, result
+    if uncertain := sum(f.is_uncertain(model) for f in result.faces):
+        note += f" {model} is uncertain about {uncertain} of them."
+    return (annotated, note, gr.update(choices=names, value=names[0]), scores, face_verdict, figure, models_line,
+            crops, cam, result)
 
 
 def select_face(result, model: str, face_name: str | None):
@@ -116,13 +132,13 @@ def predict_api(image: FileData, model: str = DEFAULT_MODEL) -> list[dict]:
         model: a zoo model's name, or "ensemble" when the zoo has two or more models.
 
     Returns:
-        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: probability}}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: calibrated probability}, "uncertain": whether the top score is below the model's validated threshold (null: the model has none)}.
     """
     try:
         result = RECOGNIZER.predict(image["path"], models=[model])
     except FerError as e:
         raise gr.Error(str(e)) from None
-    return [{"box": f.original_box, "scores": f.scores[model]} for f in result.faces]
+    return [{"box": f.original_box, "scores": f.scores[model], "uncertain": f.uncertain[model]} for f in result.faces]
 
 
 def compare_api(image: FileData) -> list[dict]:
@@ -132,7 +148,7 @@ def compare_api(image: FileData) -> list[dict]:
         image: the photo (JPEG, PNG, WebP, BMP or GIF).
 
     Returns:
-        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h], "scores": {model: {emotion: probability}}}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h], "scores": {model: {emotion: calibrated probability}}, "uncertain": {model: bool or null}}.
     """
     try:
         result = RECOGNIZER.predict(image["path"], models="all")
@@ -168,10 +184,12 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                 face_in = gr.Radio([], label="Face", interactive=True, elem_id="face-picker")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
-                scores_out = gr.Label(num_top_classes=7, label="Scores of the selected face (selected model)",
+                scores_out = gr.Label(num_top_classes=7, label="Calibrated scores of the selected face (selected model)",
                                       elem_id="scores")
+                verdict_out = gr.Markdown(elem_id="verdict")
             with gr.Column(scale=1, min_width=320):
-                compare_out = gr.Plot(label="All models on the selected face", elem_id="compare")
+                compare_out = gr.Plot(label="All models on the selected face (calibrated scores)", elem_id="compare")
+                agreement_out = gr.Markdown(elem_id="disagreement")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 crops_out = gr.Gallery(label="Face crops (48x48, as the models see them)", columns=8, height=150,
@@ -202,15 +220,20 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
             matrix_out = gr.Image(next(iter(matrices.values())), label="Confusion matrix (rows: true class)",
                                   interactive=False, height=620, elem_id="confusion-matrix")
             matrix_model.change(lambda name: matrices[name], matrix_model, matrix_out, api_visibility="private")
+        if (default_zoo_dir() / "reliability.png").exists():
+            gr.Image(str(default_zoo_dir() / "reliability.png"), interactive=False, elem_id="reliability",
+                     label="Reliability on the test split: accuracy against top score, raw and calibrated "
+                           "(on the diagonal: a score means what it says)")
 
-    panels = [annotated_out, status_out, face_in, scores_out, compare_out, crops_out, explain_out, state]
+    panels = [annotated_out, status_out, face_in, scores_out, verdict_out, compare_out, agreement_out, crops_out,
+              explain_out, state]
     with examples_slot:
         if EXAMPLES:  # a click on an example fills the photo and runs the analysis at once
             gr.Examples([[path] for path in EXAMPLES], inputs=[image_in], outputs=panels,
                         fn=lambda image: analyze(image, DEFAULT_MODEL, False), run_on_click=True,
                         cache_examples=False, label="Examples: faces from the FER-2013 test split")
     run_btn.click(analyze, [image_in, model_in, whole_in], panels, api_visibility="private")
-    face_view = [annotated_out, scores_out, compare_out, explain_out]
+    face_view = [annotated_out, scores_out, verdict_out, compare_out, agreement_out, explain_out]
     face_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
     model_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
     explain_btn.click(explain, [state, model_in, face_in], explain_out, api_visibility="private")

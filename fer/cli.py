@@ -16,15 +16,35 @@ from fer.options import ArgumentParser
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fer.data import load_eval_split
-    from fer.evaluation import evaluate_model
-    from fer.zoo import load_model
+    from fer.evaluation import evaluate_scores, score_calibrated
 
     split = load_eval_split(args.data)
     logging.getLogger("fer").info("Evaluating %s on %d faces of %s", args.model, len(split), args.data)
-    model = load_model(args.model)
-    result = evaluate_model(model, split)
-    print(result.to_json() if args.json else result.report())
+    scores = score_calibrated(args.model, split.images)
+    result = evaluate_scores(scores.calibrated, split)
+    calibration = scores.report(split.labels, split.source_name)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "calibration": calibration}, indent=2))
+    else:
+        print(result.report() + "\n\n" + _calibration_report(calibration))
     return 0
+
+
+def _calibration_report(block: dict) -> str:
+    """The ``calibration`` block of evaluate as text: raw against calibrated scores, and the uncertain threshold."""
+    t = block["temperature"]
+    temperature = ", ".join(f"{n} {v:.4f}" for n, v in t.items()) if isinstance(t, dict) else f"{t:.4f}"
+    unfitted = " (members without a fitted temperature score with T = 1)" if isinstance(t, dict) else " (not fitted: T = 1)"
+    lines = [f"calibration: temperature {temperature}" + ("" if block["fitted"] else unfitted),
+             f"{'':>10s} {'accuracy':>9s} {'ECE':>9s} {'NLL':>9s} {'Brier':>9s}"]
+    for kind in ("raw", "calibrated"):
+        q = block[kind]
+        lines.append(f"{kind:>10s} {q['accuracy']:9.4f} {q['ece']:9.4f} {q['nll']:9.4f} {q['brier']:9.4f}")
+    if block.get("selective"):
+        s = block["selective"]
+        lines.append(f"uncertain below {s['threshold']:.2f}: {s['accuracy']:.1%} accuracy on the "
+                     f"{s['coverage']:.1%} of faces at or above it")
+    return "\n".join(lines)
 
 
 def _expand_images(paths: list[str]) -> list[str]:
@@ -112,6 +132,54 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_calibrate(args: argparse.Namespace) -> int:
+    from fer.data import load_dataset
+    from fer.ensemble import ENSEMBLE, has_ensemble
+    from fer.export import calibrate_ensemble, calibrate_entry, common_validation_slice, validation_slice_of
+    from fer.zoo import default_zoo_dir, list_entries
+
+    zoo_dir = default_zoo_dir()
+    names = [e.name for e in list_entries(zoo_dir)]
+    if args.name == "all":
+        wanted = names + ([ENSEMBLE] if has_ensemble(names) else [])
+    elif args.name in (*names, ENSEMBLE):
+        wanted = [args.name]
+    else:
+        raise ZooError(f"No zoo entry named {args.name!r}: calibrate one of {', '.join(names) or 'none'}, "
+                       f"{ENSEMBLE} or all.")
+    datasets: dict[tuple[float, int], object] = {}  # one load per validation slice
+
+    def dataset_for(val_fraction: float, seed: int):
+        if (val_fraction, seed) not in datasets:
+            datasets[val_fraction, seed] = load_dataset(args.data, val_fraction=val_fraction, seed=seed)
+        return datasets[val_fraction, seed]
+
+    fitted = {}
+    for name in wanted:
+        if name == ENSEMBLE:
+            calibration = calibrate_ensemble(zoo_dir, dataset_for(*common_validation_slice(list_entries(zoo_dir))))
+        else:
+            calibration = calibrate_entry(zoo_dir / name, dataset_for(*validation_slice_of(zoo_dir / name)))
+        fitted[name] = _calibration_summary(calibration)
+        logging.getLogger("fer").info("%s: T = %.4f, uncertain below %.2f", name, calibration.temperature,
+                                      calibration.uncertain_threshold)
+    print(json.dumps(fitted, indent=2))
+    return 0
+
+
+def _calibration_summary(calibration) -> dict:
+    """What ``zoo calibrate`` prints per model: temperature, threshold, and raw vs calibrated on each split."""
+    out = {"temperature": calibration.temperature, "uncertain_threshold": calibration.uncertain_threshold}
+    for key, measured in (("validation", calibration.validation), ("test", calibration.test)):
+        if measured is not None:
+            out[key] = {"split": measured.split, "n": measured.n,
+                        **{kind: {m: round(getattr(getattr(measured, kind), m), 4)
+                                  for m in ("accuracy", "ece", "nll", "brier")} for kind in ("raw", "calibrated")},
+                        "coverage": round(measured.selective.coverage, 4),
+                        "accuracy_at_or_above_threshold": round(measured.selective.accuracy, 4)}
+    return out
+
+
 def _zoo_list(args: argparse.Namespace) -> int:
     from fer.zoo import list_entries, manifest_records
 
@@ -122,11 +190,13 @@ def _zoo_list(args: argparse.Namespace) -> int:
     if not entries:
         print("The zoo is empty: train a model with train.py.")
         return 0
-    print(f"{'name':14s} {'architecture':14s} {'params':>10s} {'MB':>6s} {'accuracy':>9s} {'macro F1':>9s}")
+    print(f"{'name':14s} {'architecture':14s} {'params':>10s} {'MB':>6s} {'accuracy':>9s} {'macro F1':>9s} "
+          f"{'T':>7s}")
     for e in entries:
         m = e.metrics
+        temperature = f"{e.calibration.temperature:7.4f}" if e.calibration else f"{'none':>7s}"
         print(f"{e.name:14s} {e.architecture:14s} {m['parameters']:10,d} {m['size_bytes'] / 1e6:6.1f} "
-              f"{m['test']['accuracy']:9.4f} {m['test']['macro_f1']:9.4f}")
+              f"{m['test']['accuracy']:9.4f} {m['test']['macro_f1']:9.4f} {temperature}")
     return 0
 
 
@@ -141,14 +211,16 @@ def _zoo_push(args: argparse.Namespace) -> int:
 def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fer.report import markdown_table, write_report
-    from fer.zoo import default_zoo_dir, list_entries
+    from fer.ensemble import has_ensemble
+    from fer.report import calibration_table, markdown_table, write_report
+    from fer.zoo import default_zoo_dir, list_entries, read_ensemble_calibration
 
     entries = list_entries()
     if not entries:
         raise ZooError("The zoo is empty: train a model with train.py.")
-    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir())
-    print(markdown_table(entries))
+    ensemble = read_ensemble_calibration() if has_ensemble([e.name for e in entries]) else None
+    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble)
+    print(markdown_table(entries) + "\n\n" + calibration_table(entries, ensemble))
     logging.getLogger("fer").info("Wrote %s", path)
     return 0
 
@@ -213,7 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     zp.add_argument("--repo-id", required=True, help="Hub model repo, USER/REPO")
     zp.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
     zp.set_defaults(func=_zoo_push)
-    zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices")
+    zc = zoo_sub.add_parser("calibrate", help="fit a model's temperature and uncertain threshold on its validation "
+                                              "slice (measured on test for the record)")
+    zc.add_argument("name", help="zoo entry, ensemble (after its members), or all (every entry, then the ensemble)")
+    zc.add_argument("--data", required=True,
+                    help="the training data: the entry's validation slice is rebuilt from it (its run's "
+                         "--val-fraction and --seed)")
+    zc.set_defaults(func=_zoo_calibrate)
+    zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices, "
+                                           "calibration and reliability diagrams")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
     zr.set_defaults(func=_zoo_report)
     zt = zoo_sub.add_parser("export-tflite", help="export a model to TensorFlow Lite, kept only if accuracy holds")
@@ -224,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_TENSORFLOW = {"evaluate", "predict", "export-tflite"}
+NEEDS_TENSORFLOW = {"evaluate", "predict", "export-tflite", "calibrate"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The model zoo, write side: a trained network becomes an entry (weights, metrics, card, sha256).
+"""The model zoo, write side: a trained network becomes an entry (weights, metrics, card, sha256), and an
+entry gets its calibration (temperature and uncertain threshold, fitted on the validation slice).
 
 Entries are written to a temporary folder and renamed into place, so a crash never leaves half an
 entry. The read side (fer.zoo) loads what this writes.
@@ -12,21 +13,41 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fer.evaluation import cpu_latency_ms, plot_confusion_matrix
+from fer import calibration as calib
+from fer.calibration import Calibration
+from fer.data import Dataset
+from fer.ensemble import ENSEMBLE
+from fer.errors import ZooError
+from fer.evaluation import cpu_latency_ms, plot_confusion_matrix, plot_reliability, predict_scores, score_calibrated
 from fer.labels import EMOTIONS
 from fer.metrics import EvaluationResult
 from fer.models import architecture, with_tta
 from fer.options import options
 from fer.training import HARDWARE_FILE, TrainConfig, command_line, describe_cpu, epochs_done, training_seconds
-from fer.zoo import METRICS_FILE, MODEL_FILE, sha256_of, write_manifest
+from fer.zoo import (
+    METRICS_FILE,
+    MODEL_FILE,
+    ZooEntry,
+    ensemble_binding,
+    ensemble_members,
+    list_entries,
+    load_model,
+    read_entry,
+    sha256_of,
+    write_manifest,
+)
+
+RELIABILITY_FILE = "reliability_diagram.png"
 
 
 def export_entry(network, config: TrainConfig, test: EvaluationResult, val: EvaluationResult, run_dir: Path,
-                 train_seconds: float, tta: str = "none", tta_validation: dict | None = None) -> Path:
+                 train_seconds: float, tta: str = "none", tta_validation: dict | None = None,
+                 calibration: Calibration | None = None) -> Path:
     """Write ``<zoo_dir>/<name>/`` atomically and return its path.
 
     ``network`` is the bare trained network; ``tta`` the test-time augmentation the zoo reader wraps it
-    in (and that ``test`` and ``val`` were measured with).
+    in (and that ``test`` and ``val`` were measured with); ``calibration`` (fer.calibration.fit on the raw
+    scores of that model) is sealed to the saved weights here.
     """
     name = config.run_name
     zoo_dir = Path(config.zoo_dir)
@@ -61,6 +82,9 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
         }
         if config.init_from:
             metrics["init"] = initial_run(config.init_from)
+        if calibration is not None:
+            metrics["calibration"] = calibration.sealed(metrics["sha256"]).to_dict()
+            plot_entry_reliability(name, calibration, tmp / RELIABILITY_FILE)
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(metrics, config))
         final = zoo_dir / name
@@ -76,6 +100,96 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def plot_entry_reliability(name: str, calibration: Calibration, path: Path) -> None:
+    """The entry's reliability diagram: on the test split where it was measured, else on validation (none
+    when neither was measured)."""
+    measured = calibration.test or calibration.validation
+    if measured is not None:
+        plot_reliability({name: measured}, path)
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def record_calibration(entry_dir: Path, calibration: Calibration) -> Calibration:
+    """Seal ``calibration`` to the entry's weights and write it into its metrics.json, model card, reliability
+    diagram and the manifest. The weights must match their recorded sha256; a previous calibration, valid or
+    not, is replaced. Returns the sealed calibration."""
+    entry = read_entry(Path(entry_dir))
+    weights = sha256_of(entry.model_file)
+    if weights != entry.metrics.get("sha256"):
+        raise ZooError(f"{entry.model_file} does not match its recorded sha256: restore the weights before "
+                       "calibrating them.")
+    sealed = calibration.sealed(weights)
+    metrics = {**entry.metrics, "calibration": sealed.to_dict()}
+    plot_entry_reliability(entry.name, sealed, entry.path / RELIABILITY_FILE)
+    _replace_file(entry.path / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    if (entry.path / "config.json").is_file():
+        config = TrainConfig.from_dict(json.loads((entry.path / "config.json").read_text()))
+        _replace_file(entry.path / "README.md", model_card(metrics, config))
+    write_manifest(entry.path.parent)
+    return sealed
+
+
+def common_validation_slice(entries: list[ZooEntry]) -> tuple[float, int]:
+    """The (val_fraction, seed) every entry's run used; refused when they differ (no common validation slice)."""
+    slices = {}
+    for entry in entries:
+        config = TrainConfig.from_dict(json.loads((entry.path / "config.json").read_text())) \
+            if (entry.path / "config.json").is_file() else TrainConfig()
+        slices[entry.name] = (config.val_fraction, config.seed)
+    if len(set(slices.values())) > 1:
+        raise ZooError("The ensemble's members were selected on different validation slices ("
+                       + ", ".join(f"{n}: val_fraction {f}, seed {s}" for n, (f, s) in slices.items())
+                       + "): there is no validation slice to fit its threshold on without test faces.")
+    return next(iter(slices.values()))
+
+
+def validation_slice_of(entry_dir: Path) -> tuple[float, int]:
+    """The (val_fraction, seed) of the run that made an entry: fitting rebuilds exactly its validation slice."""
+    return common_validation_slice([read_entry(Path(entry_dir))])
+
+
+def calibrate_entry(entry_dir: Path, dataset: Dataset) -> Calibration:
+    """Fit the entry's temperature on its raw validation scores, choose its uncertain threshold, measure both on
+    the test split (for the record only) and record them (see record_calibration). ``dataset`` must be split as
+    the entry's run split it (see validation_slice_of). Fitting the raw scores makes refitting idempotent."""
+    raw = load_model(str(entry_dir), calibrated=False)  # checks the weights, not the calibration it replaces
+    val, test = predict_scores(raw, dataset.val.images), predict_scores(raw, dataset.test.images)
+    fitted = calib.fit(val, dataset.val.labels, test, dataset.test.labels, val_name=dataset.val.source_name,
+                       test_name=dataset.test.source_name)
+    return record_calibration(entry_dir, fitted)
+
+
+def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
+    """Choose the ensemble's uncertain threshold on its validation scores (the mean of its calibrated members;
+    it has no temperature of its own), measure it on test and record it in the manifest, sealed to its members'
+    fingerprints. Every member must be calibrated and share the validation slice ``dataset`` holds."""
+    zoo_dir = Path(zoo_dir)
+    names = ensemble_members(zoo_dir)
+    entries = [e for e in list_entries(zoo_dir) if e.name in names]
+    if missing := [e.name for e in entries if e.calibration is None]:
+        raise ZooError(f"Calibrate the ensemble's members first: {', '.join(missing)} "
+                       f"(python -m fer zoo calibrate all --data PATH).")
+    common_validation_slice(entries)
+    splits = {}
+    for split in (dataset.val, dataset.test):
+        scored = score_calibrated(ENSEMBLE, split.images, zoo_dir)
+        splits[split.name] = (scored.raw, scored.calibrated, split.labels, split.source_name)
+    return record_ensemble_calibration(zoo_dir, calib.record(1.0, splits[dataset.val.name], splits[dataset.test.name]))
+
+
+def record_ensemble_calibration(zoo_dir: Path, calibration: Calibration) -> Calibration:
+    """Seal the ensemble's calibration to its members' fingerprints and write it into the manifest."""
+    members = {e.name: e.fingerprint for e in list_entries(zoo_dir) if e.name in ensemble_members(zoo_dir)}
+    sealed = calibration.sealed(ensemble_binding(members))
+    write_manifest(zoo_dir, ensemble={"members": members, **sealed.to_dict()})
+    return sealed
 
 
 DEFAULT_HARDWARE = "a 2-core CPU"  # entries exported before runs recorded their hardware trained on this one
@@ -147,6 +261,57 @@ validation slice):
 def _cycle_epochs(cycle: dict) -> str:
     planned = cycle.get("config", {}).get("epochs", cycle["epochs"])
     return str(cycle["epochs"]) if cycle["epochs"] >= planned else f"{cycle['epochs']} (stopped early, of {planned} planned)"
+
+
+def calibration_rows(measured: list) -> str:
+    """Markdown rows of raw vs calibrated accuracy, ECE, NLL and Brier score, one per SplitCalibration."""
+    return "\n".join(
+        f"| {m.split} | {m.n} | {m.calibrated.accuracy:.4f} | {m.raw.ece:.4f} | **{m.calibrated.ece:.4f}** | "
+        f"{m.raw.nll:.4f} | {m.calibrated.nll:.4f} | {m.raw.brier:.4f} | {m.calibrated.brier:.4f} |"
+        for m in measured)
+
+
+CALIBRATION_HEAD = ("| split | faces | accuracy | ECE raw | ECE calibrated | NLL raw | NLL calibrated | Brier raw | "
+                    "Brier calibrated |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def selective_sentence(c: Calibration) -> str:
+    """The uncertain threshold's rule, and its coverage and accuracy on each split it was measured on."""
+    rule = (f"the lowest threshold (in steps of {calib.THRESHOLD_STEP}) at which the validation faces whose top "
+            f"calibrated score reaches it are at least {c.target_accuracy:.0%} correct.")
+    measured = [m for m in (c.validation, c.test) if m is not None and m.selective is not None]
+    if not measured:
+        return rule
+    return rule + " At or above it: " + ", ".join(
+        f"{m.selective.accuracy:.1%} accuracy on {m.selective.coverage:.1%} of the {m.split} faces" for m in measured) + "."
+
+
+def calibration_section(metrics: dict) -> str:
+    """The model card's calibration section: temperature, raw vs calibrated quality, the uncertain threshold."""
+    name = metrics["name"]
+    refit = f"`python -m fer zoo calibrate {name} --data PATH/TO/fer2013`"
+    if not metrics.get("calibration"):
+        return (f"## Calibration\n\nNot calibrated: scores are the network's probabilities as they are (T = 1) "
+                f"and no face is called uncertain. Fit a temperature on the validation slice with {refit}.")
+    c = Calibration.from_dict(metrics["calibration"])
+    measured = [m for m in (c.validation, c.test) if m is not None]
+    figure = f"\n\n![reliability diagram]({RELIABILITY_FILE})" if measured else ""
+    return f"""## Calibration
+
+Scores are temperature-scaled, `softmax(log p / T)` with **T = {c.temperature:.4f}**, fitted on the
+validation slice (the minimum negative log-likelihood; the test split is never used to fit) and applied by
+`fer.zoo.load_model`, so the demo, its API, the command line and the ensemble all show calibrated
+probabilities. The top emotion never changes, so accuracy does not either. ECE: expected calibration error,
+top label, {calib.NUM_BINS} equal-width bins; NLL: mean negative log-likelihood; Brier: squared error summed
+over the seven classes, mean over faces (lower is better for all three).
+
+{CALIBRATION_HEAD}
+{calibration_rows(measured)}
+
+**Uncertain** below a top score of **{c.uncertain_threshold:.2f}**, {selective_sentence(c)} The demo marks
+the faces below it uncertain.{figure}
+
+Refit (idempotent: the temperature is fitted on the raw scores): {refit}"""
 
 
 def options_table(config: TrainConfig) -> str:
@@ -233,6 +398,8 @@ stratified {c['val_fraction']:.0%} validation slice of the training set (validat
 ![training curves](training_curves.png)
 
 Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer2013`
+
+{calibration_section(metrics)}
 
 ## Training
 

@@ -6,6 +6,10 @@
     recognizer = Recognizer.from_zoo()
     result = recognizer.predict("photo.jpg", models=["custom_cnn"])
     result.faces[0].scores["custom_cnn"]["happy"]
+    result.faces[0].uncertain["custom_cnn"]  # top score below the model's validated threshold
+
+Scores from the zoo are calibrated (fer.zoo.load_model applies each entry's temperature; the ensemble
+averages calibrated members), and each model's uncertain threshold comes with its calibration.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.calibration import Calibration
 from fer.ensemble import ENSEMBLE, combine, has_ensemble
 from fer.errors import UnknownModelError
 from fer.faces import Box, crop_face, detect_faces, load_image, reading_order
@@ -29,12 +34,14 @@ MAX_FACES = 20
 
 @dataclass
 class Face:
-    """One face: its box (None when the whole image was classified) and scores per model."""
+    """One face: its box (None when the whole image was classified), scores per model, and per model
+    whether the top score is below that model's uncertain threshold (None: the model has no threshold)."""
 
     box: Box | None
     scores: dict[str, dict[str, float]]
     crop: np.ndarray = field(repr=False, default=None)
     scale: float = 1.0  # from the working image's pixels to the original image's
+    uncertain: dict[str, bool | None] = field(default_factory=dict)
 
     @property
     def original_box(self) -> list[int] | None:
@@ -47,8 +54,11 @@ class Face:
         emotion = max(self.scores[model], key=self.scores[model].get)
         return emotion, self.scores[model][emotion]
 
+    def is_uncertain(self, model: str) -> bool:
+        return bool(self.uncertain.get(model))
+
     def to_dict(self) -> dict:
-        return {"box": self.original_box, "scores": self.scores}
+        return {"box": self.original_box, "scores": self.scores, "uncertain": self.uncertain}
 
 
 @dataclass
@@ -66,25 +76,32 @@ class ImageResult:
 
 
 class Recognizer:
-    """Scores faces with loaded Keras models; models load once, at construction."""
+    """Scores faces with loaded Keras models; models load once, at construction. ``calibrations`` (by model
+    name, ``ensemble`` included) give the uncertain thresholds; a model without one is never called
+    uncertain (its faces' ``uncertain`` is None)."""
 
-    def __init__(self, models: dict[str, object]):
+    def __init__(self, models: dict[str, object], calibrations: dict[str, Calibration | None] | None = None):
         if not models:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
         from fer.models import traced_inference  # Keras loads with the models, not with this module
 
         self.models = dict(models)
+        self.calibrations = dict(calibrations or {})
         self._fns = {name: traced_inference(m) for name, m in self.models.items()}
         self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
 
     @classmethod
     def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
-        from fer.zoo import list_entries, load_model, read_manifest
+        from fer.zoo import list_entries, load_model, read_calibration, read_manifest
 
         local = [e.name for e in list_entries(zoo_dir)]
         published = [n for n, m in read_manifest(zoo_dir).items() if m["hub"].get("repo_id") and n not in local]
         wanted = names or local + published  # models only the manifest names come from the Hub
-        return cls({name: load_model(name, zoo_dir) for name in wanted})
+        models = {name: load_model(name, zoo_dir) for name in wanted}
+        calibrations = {name: read_calibration(name, zoo_dir) for name in wanted}
+        if has_ensemble(wanted):
+            calibrations[ENSEMBLE] = read_calibration(ENSEMBLE, zoo_dir)
+        return cls(models, calibrations)
 
     @property
     def has_ensemble(self) -> bool:
@@ -94,6 +111,16 @@ class Recognizer:
     def model_names(self) -> list[str]:
         """Every loaded model, plus ``ensemble`` when there are two or more."""
         return [*self.models, *([ENSEMBLE] if self.has_ensemble else [])]
+
+    def uncertain_threshold(self, model: str) -> float | None:
+        """The top score below which ``model`` calls a face uncertain (None: it has no validated threshold)."""
+        calibration = self.calibrations.get(model)
+        return calibration.uncertain_threshold if calibration else None
+
+    def is_uncertain(self, model: str, probs: np.ndarray) -> bool | None:
+        """Whether ``model`` is uncertain about a face it scored ``probs`` (None: it has no threshold)."""
+        calibration = self.calibrations.get(model)
+        return None if calibration is None else calibration.is_uncertain(float(np.max(probs)))
 
     def resolve(self, models: str | list[str] | None) -> list[str]:
         if models in (None, "all"):
@@ -128,7 +155,7 @@ class Recognizer:
         scores = self.score_crops(crops, models)
         faces = [
             Face(box, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()}, crops[i],
-                 scale)
+                 scale, {name: self.is_uncertain(name, probs[i]) for name, probs in scores.items()})
             for i, box in enumerate(boxes or [None])
         ]
         return ImageResult(faces, rgb, whole_image=whole)

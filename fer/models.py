@@ -1,4 +1,5 @@
-"""The architectures, built by name from one table, and the test-time augmentation wrapped around them.
+"""The architectures, built by name from one table, and the test-time augmentation and temperature
+wrapped around them.
 
 Every model takes 48x48x1 faces with raw 0-255 pixel values (uint8 or float) and carries its own
 preprocessing as layers, so training, evaluation and the app cannot disagree about how a face
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from fer.calibration import EPSILON
 from fer.errors import ConfigError, UnknownModelError
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
 
@@ -234,6 +236,34 @@ def with_tta(model: keras.Model, mode: str = "flip") -> keras.Model:
     scores = model(StackViews(name="views")(views))
     outputs = MeanOverViews(len(views), name=f"{mode}_tta")(scores)
     return keras.Model(inputs, outputs, name=f"{model.name}_tta")
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class TemperatureScaling(layers.Layer):
+    """Probabilities -> ``softmax(log p / T)``: temperature scaling of scores that are already probabilities
+    (see fer.calibration, whose ``apply_temperature`` is the same transform in numpy)."""
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        logits = keras.ops.log(keras.ops.maximum(inputs, EPSILON))
+        return keras.ops.softmax(logits / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` with its probabilities temperature-scaled (the model itself when T = 1)."""
+    if temperature == 1:
+        return model
+    outputs = TemperatureScaling(temperature, name="temperature")(model.output)
+    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 def traced_inference(model: keras.Model):

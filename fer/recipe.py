@@ -1,12 +1,13 @@
-"""The whole recipe of a run: data -> fit -> test-time augmentation -> evaluate -> zoo entry."""
+"""The whole recipe of a run: data -> fit -> test-time augmentation -> evaluate -> calibrate -> zoo entry."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from fer import calibration
 from fer.data import load_dataset
-from fer.evaluation import evaluate_model, plot_history
+from fer.evaluation import evaluate_model, evaluate_scores, plot_history, predict_scores
 from fer.export import export_entry
 from fer.models import architecture, with_tta
 from fer.training import TrainConfig, fit, load_run_config, prepare_run_dir, training_seconds
@@ -49,15 +50,22 @@ def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
 
     model, tta_mode, tta_scores = choose_tta(network, dataset.val, config.tta,
                                              architecture(config.architecture).tta_modes)
-    val_result = evaluate_model(model, dataset.val)
-    test_result = evaluate_model(model, dataset.test)
+    val_probs, test_probs = predict_scores(model, dataset.val.images), predict_scores(model, dataset.test.images)
+    val_result, test_result = evaluate_scores(val_probs, dataset.val), evaluate_scores(test_probs, dataset.test)
     log.info("Validation accuracy %.4f, macro F1 %.4f", val_result.accuracy, val_result.macro_f1)
     log.info("Test accuracy %.4f, macro F1 %.4f\n%s", test_result.accuracy, test_result.macro_f1,
              test_result.report())
+    # Temperature and uncertain threshold from the validation slice; test is only measured.
+    fitted = calibration.fit(val_probs, dataset.val.labels, test_probs, dataset.test.labels,
+                             val_name=dataset.val.source_name, test_name=dataset.test.source_name)
+    log.info("Temperature %.4f: validation ECE %.4f -> %.4f, test ECE %.4f -> %.4f; uncertain below %.2f",
+             fitted.temperature, fitted.validation.raw.ece, fitted.validation.calibrated.ece, fitted.test.raw.ece,
+             fitted.test.calibrated.ece, fitted.uncertain_threshold)
     if not config.export:
         return None
     entry_dir = export_entry(network, config, test_result, val_result, run_dir=config.run_dir,
-                             train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores)
+                             train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores,
+                             calibration=fitted)
     log.info("Exported zoo entry %s", entry_dir)
     if push_to_hub:
         info = push_entry(config.run_name, push_to_hub, zoo_dir=Path(config.zoo_dir))

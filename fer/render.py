@@ -1,10 +1,12 @@
-"""What the demo shows, computed without a browser: annotated photos, comparison charts, the leaderboard."""
+"""What the demo shows, computed without a browser: annotated photos, the verdict on a face (uncertain or
+not), where the models disagree, comparison charts, the leaderboard."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from fer.calibration import Calibration
 from fer.inference import Face, ImageResult
 from fer.labels import EMOTIONS
 
@@ -29,14 +31,51 @@ def annotate(result: ImageResult, model: str, selected: int | None = None) -> np
             cv2.rectangle(image, (b.x - thickness, b.y - thickness), (b.x + b.w + thickness, b.y + b.h + thickness),
                           SELECTED_COLOUR, 3 * thickness)
         cv2.rectangle(image, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
-        emotion, p = face.top(model)
-        text = f"{i + 1}: {emotion} {p:.0%}"
+        text = f"{i + 1}: {face_label(face, model)}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y = max(b.y, th + base + 2)
         cv2.rectangle(image, (b.x, y - th - base - 2), (b.x + tw + 4, y), colour, -1)
         cv2.putText(image, text, (b.x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
                     cv2.LINE_AA)
     return image
+
+
+def face_label(face: Face, model: str) -> str:
+    """A face's top emotion under ``model``, or 'uncertain' with it when the score is below the model's
+    threshold: "happy 93%", "uncertain (sad 41%)"."""
+    emotion, p = face.top(model)
+    return f"uncertain ({emotion} {p:.0%})" if face.is_uncertain(model) else f"{emotion} {p:.0%}"
+
+
+def verdict(face: Face, model: str, calibration: Calibration | None, number: int = 1) -> str:
+    """One markdown line on a face under ``model``: its top emotion, or **uncertain** when the top score is
+    below the model's threshold, with what that threshold means on the validation faces."""
+    emotion, p = face.top(model)
+    if calibration is None:
+        return (f"Face {number}: **{emotion}** {p:.2f}. {model} has no validated threshold, so no face is called "
+                "uncertain (fit one with `python -m fer zoo calibrate`).")
+    t = calibration.uncertain_threshold
+    rule = f"{model} is right on at least {calibration.target_accuracy:.0%} of validation faces that score {t:.2f} or more"
+    validation = calibration.validation.selective if calibration.validation else None
+    if validation is not None:
+        rule = (f"on validation faces that score {t:.2f} or more ({validation.coverage:.0%} of them) {model} is "
+                f"{validation.accuracy:.0%} accurate")
+    if face.is_uncertain(model):
+        return f"Face {number}: **uncertain**: {model}'s top score, {emotion} {p:.2f}, is below {t:.2f}; {rule}."
+    return f"Face {number}: **{emotion}** {p:.2f}, at or above {model}'s threshold of {t:.2f}; {rule}."
+
+
+def agreement(face: Face, models: list[str]) -> str:
+    """Each model's top emotion and score on a face, saying whether they disagree:
+    "The models disagree: custom_cnn: sad 0.46, vgg16: neutral 0.51"."""
+    tops = {m: face.top(m) for m in models if m in face.scores}
+    named = ", ".join(f"{m}: {e} {p:.2f}" + (" (uncertain)" if face.is_uncertain(m) else "")
+                      for m, (e, p) in tops.items())
+    if len(tops) < 2:
+        return f"One model, nothing to compare: {named}."
+    if len({e for e, _ in tops.values()}) > 1:
+        return f"The models disagree: {named}."
+    return f"The models agree: {named}."
 
 
 def enlarge(crop: np.ndarray, size: int = 144) -> np.ndarray:
@@ -76,16 +115,20 @@ def compare_figure(face: Face, accuracies: dict[str, float] | None = None):
 def leaderboard_rows(entries) -> tuple[list[str], list[list]]:
     """Headers and rows of the zoo leaderboard, best accuracy first, from each entry's metrics.json."""
     headers = ["model", "architecture", "accuracy", "macro F1", *[f"F1 {e}" for e in EMOTIONS],
-               "parameters", "size (MB)", "CPU latency (ms)"]
+               "parameters", "size (MB)", "CPU latency (ms)", "temperature", "ECE (calibrated)", "uncertain below"]
     rows = []
     for e in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True):
         m = e.metrics
         test = m["test"]
         latency = m.get("latency_ms")
+        calibration = m.get("calibration") or {}
+        ece = ((calibration.get("test") or {}).get("calibrated") or {}).get("ece")
         rows.append([e.name, e.architecture, round(test["accuracy"], 4), round(test["macro_f1"], 4),
                      *[round(test["per_class"][em]["f1"], 3) for em in EMOTIONS],
                      m["parameters"], round(m["size_bytes"] / 1e6, 1),
-                     round(latency, 2) if latency is not None else None])
+                     round(latency, 2) if latency is not None else None,
+                     calibration.get("temperature"), round(ece, 4) if ece is not None else None,
+                     calibration.get("uncertain_threshold")])
     return headers, rows
 
 

@@ -1,7 +1,8 @@
 """The model zoo, read side: list entries, verify them, load their models (locally or from the Hub).
 
 An entry ``model_zoo/<name>/`` holds ``model.keras`` (the bare network), ``metrics.json`` (its
-architecture, the test-time augmentation to wrap it in, test and validation scores, training cost,
+architecture, the test-time augmentation to wrap it in, its calibration (temperature and uncertain
+threshold, sealed by a digest bound to the weights), test and validation scores, training cost,
 sha256 of the weights), ``config.json`` (the run that made it), ``confusion_matrix.png``,
 ``training_curves.png`` and ``README.md`` (a Hugging Face model card). ``fer.export`` writes entries;
 this module never imports the training side. Folders whose names start with ``.`` (half-written
@@ -12,15 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer.calibration import Calibration
 from fer.ensemble import ENSEMBLE, MIN_MEMBERS, ensemble_model
 from fer.errors import UnknownModelError, ZooError
 from fer.metrics import EvaluationResult
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -66,8 +71,22 @@ class ZooEntry:
     def test(self) -> EvaluationResult:
         return EvaluationResult.from_dict(self.metrics["test"])
 
-    def verify(self) -> None:
-        """Refuse weights whose sha256 differs from the one recorded at export."""
+    @property
+    def calibration(self) -> Calibration | None:
+        """The fitted temperature and uncertain threshold (None: never calibrated, scores used as they are)."""
+        record = self.metrics.get("calibration")
+        return Calibration.from_dict(record) if record else None
+
+    @property
+    def fingerprint(self) -> str:
+        """What pins this entry's scores: its calibration's digest (which covers the weights), else the
+        weights' sha256."""
+        calibration = self.calibration
+        return calibration.sha256 if calibration else self.metrics.get("sha256")
+
+    def verify(self, calibration: bool = True) -> None:
+        """Refuse weights whose sha256 differs from the one recorded at export, and (unless ``calibration`` is
+        False) a calibration whose digest does not seal this temperature and threshold to these weights."""
         expected = self.metrics.get("sha256")
         if not self.model_file.is_file():
             raise ZooError(f"Zoo entry {self.path} has no {MODEL_FILE}: re-export it with train.py.")
@@ -76,6 +95,17 @@ class ZooEntry:
             raise ZooError(f"{self.model_file} does not match its recorded sha256 ({actual[:12]}... != "
                            f"{str(expected)[:12]}...): the file is corrupt or was replaced. Restore it "
                            "(git checkout / re-download) or re-export the entry.")
+        if calibration:
+            verify_calibration(self.name, self.calibration, actual)
+
+
+def verify_calibration(name: str, calibration: Calibration | None, weights_sha256: str) -> None:
+    """Refuse a temperature or threshold that its digest does not seal to these weights."""
+    if calibration is not None and not calibration.matches(weights_sha256):
+        raise ZooError(f"The calibration of {name} (temperature {calibration.temperature}, uncertain threshold "
+                       f"{calibration.uncertain_threshold}) does not match its recorded sha256: it was edited or "
+                       f"belongs to other weights. Restore metrics.json (git checkout / re-download) or refit it "
+                       f"with python -m fer zoo calibrate {name} --data PATH.")
 
 
 def read_entry(path: Path) -> ZooEntry:
@@ -121,18 +151,67 @@ def manifest_records(zoo_dir: Path | None = None, hub: dict[str, dict] | None = 
             "name": entry.name, "architecture": entry.architecture, "file": f"{entry.name}/{MODEL_FILE}",
             "sha256": m["sha256"], "size_bytes": m["size_bytes"], "parameters": m["parameters"],
             "tta": entry.tta, "hub": published,
+            "calibration": _calibration_summary(entry.calibration),
             "metrics": {"accuracy": m["test"]["accuracy"], "macro_f1": m["test"]["macro_f1"]},
         })
     return records
 
 
-def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None) -> Path:
-    """Rewrite manifest.json from the zoo's entries (see manifest_records). Written atomically."""
+def _calibration_summary(calibration: Calibration | None) -> dict | None:
+    """What a model loaded from the manifest alone needs of its calibration (the digest included)."""
+    if calibration is None:
+        return None
+    return {"temperature": calibration.temperature, "uncertain_threshold": calibration.uncertain_threshold,
+            "target_accuracy": calibration.target_accuracy, "sha256": calibration.sha256}
+
+
+def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = None,
+                   ensemble: dict | None = None) -> Path:
+    """Rewrite manifest.json from the zoo's entries (see manifest_records) and the ensemble's calibration
+    (``ensemble``, else the existing one while its members are unchanged). Written atomically."""
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    path = zoo_dir / MANIFEST_FILE
+    old_ensemble = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None
+    records = manifest_records(zoo_dir, hub)
+    ensemble = ensemble or old_ensemble
+    if ensemble and ensemble["members"] != {r["name"]: _record_fingerprint(r) for r in records}:
+        log.info("The ensemble's calibration is dropped from the manifest: its members changed (refit it with "
+                 "python -m fer zoo calibrate ensemble --data PATH).")
+        ensemble = None
+    manifest = {"models": records, **({ENSEMBLE: ensemble} if ensemble else {})}
     tmp = zoo_dir / f".{MANIFEST_FILE}.tmp"
-    tmp.write_text(json.dumps({"models": manifest_records(zoo_dir, hub)}, indent=2) + "\n")
-    os.replace(tmp, zoo_dir / MANIFEST_FILE)
-    return zoo_dir / MANIFEST_FILE
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _record_fingerprint(record: dict) -> str:
+    """A manifest record's ZooEntry.fingerprint."""
+    return (record.get("calibration") or {}).get("sha256") or record["sha256"]
+
+
+def ensemble_binding(members: dict[str, str]) -> str:
+    """What an ensemble's calibration is sealed to: its members' fingerprints, by name."""
+    return json.dumps(members, sort_keys=True)
+
+
+def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None:
+    """The ensemble's uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if the manifest
+    holds one for the zoo's current members; a record edited since it was sealed is refused."""
+    zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
+    path = zoo_dir / MANIFEST_FILE
+    record = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None
+    if not record:
+        return None
+    members = {name: _record_fingerprint(r) for name, r in read_manifest(zoo_dir).items()}
+    local = {e.name: e.fingerprint for e in list_entries(zoo_dir)}
+    if record["members"] != {**members, **local}:
+        log.warning("The ensemble's calibration in %s was fitted for other members: the ensemble has no uncertain "
+                    "threshold until python -m fer zoo calibrate ensemble --data PATH refits it.", path)
+        return None
+    calibration = Calibration.from_dict({k: v for k, v in record.items() if k != "members"})
+    verify_calibration(ENSEMBLE, calibration, ensemble_binding(record["members"]))
+    return calibration
 
 
 def push_entry(name: str, repo_id: str, zoo_dir: Path | None = None, token: str | None = None):
@@ -179,29 +258,40 @@ def architecture_of(name: str, zoo_dir: Path | None = None) -> str:
     raise UnknownModelError(f"No model named {name!r} in the zoo {zoo_dir}.")
 
 
-def _locate(model: str, zoo_dir: Path | None = None) -> tuple[Path, str]:
-    """The verified model file for a zoo name, an entry folder or a model file path, and the
-    test-time augmentation its entry asks for ("none" for a bare file).
+@dataclass
+class Located:
+    """A verified model file and how its entry says to score with it."""
+
+    path: Path
+    tta: str = "none"
+    calibration: Calibration | None = None
+
+
+def _locate(model: str, zoo_dir: Path | None = None, calibration: bool = True) -> Located:
+    """The verified model file for a zoo name, an entry folder or a model file path, the test-time
+    augmentation its entry asks for and its calibration (none for a bare file).
 
     A name resolves to the local ``model_zoo/<name>/`` first, then to the Hub repo and revision the
-    manifest pins (cache, then download); either way the file's sha256 is checked before use.
+    manifest pins (cache, then download); either way the file's sha256, and the calibration's digest, are
+    checked before use (``calibration=False``: the raw scores are wanted, the calibration is neither checked nor
+    returned).
     """
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     candidate = Path(model)
     if candidate.is_file():
-        return candidate, "none"
-    if candidate.is_dir():
-        entry = read_entry(candidate)
-        entry.verify()
-        return entry.model_file, entry.tta
-    entry_dir = zoo_dir / model
-    if not model.startswith(".") and (entry_dir / METRICS_FILE).is_file():
+        return Located(candidate)
+    entry_dir = candidate if candidate.is_dir() else zoo_dir / model
+    if candidate.is_dir() or (not model.startswith(".") and (entry_dir / METRICS_FILE).is_file()):
         entry = read_entry(entry_dir)
-        entry.verify()
-        return entry.model_file, entry.tta
+        entry.verify(calibration)
+        return Located(entry.model_file, entry.tta, entry.calibration if calibration else None)
     published = read_manifest(zoo_dir).get(model)
     if published and published["hub"].get("repo_id"):
-        return _download_from_hub(model, published["hub"], published["sha256"]), published.get("tta", "none")
+        record = Calibration.from_dict(published["calibration"]) if calibration and published.get("calibration") \
+            else None
+        verify_calibration(model, record, published["sha256"])
+        return Located(_download_from_hub(model, published["hub"], published["sha256"]),
+                       published.get("tta", "none"), record)
     names = [e.name for e in list_entries(zoo_dir)]
     raise UnknownModelError(f"No model named {model!r}: use a zoo entry ({', '.join(names) or 'the zoo is empty'}), "
                             "an entry folder or a .keras file.")
@@ -209,7 +299,15 @@ def _locate(model: str, zoo_dir: Path | None = None) -> tuple[Path, str]:
 
 def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
     """The verified model file for a zoo name, an entry folder or a model file path (see _locate)."""
-    return _locate(model, zoo_dir)[0]
+    return _locate(model, zoo_dir).path
+
+
+def read_calibration(model: str, zoo_dir: Path | None = None) -> Calibration | None:
+    """The verified calibration of a zoo name, an entry folder or a model file (None: uncalibrated, T = 1);
+    for ``ensemble``, its uncertain threshold (see read_ensemble_calibration)."""
+    if model == ENSEMBLE and not Path(model).exists():
+        return read_ensemble_calibration(zoo_dir)
+    return _locate(model, zoo_dir).calibration
 
 
 def load_network(model: str, zoo_dir: Path | None = None):
@@ -222,22 +320,36 @@ def load_network(model: str, zoo_dir: Path | None = None):
     return keras.saving.load_model(resolve_model_path(model, zoo_dir), safe_mode=True, compile=False)
 
 
-def load_model(model: str, zoo_dir: Path | None = None):
-    """The model that scores faces: the network in its entry's test-time augmentation; a .tflite file as a
-    LiteModel; ``ensemble`` combining every zoo entry (see fer.ensemble)."""
+def ensemble_members(zoo_dir: Path | None = None) -> list[str]:
+    """The zoo entries the ensemble averages; refused when there are fewer than MIN_MEMBERS."""
+    names = [e.name for e in list_entries(zoo_dir)]
+    if len(names) < MIN_MEMBERS:
+        raise UnknownModelError(f"The ensemble needs at least {MIN_MEMBERS} zoo entries and the zoo has "
+                                f"{len(names)}: train another model with train.py.")
+    return names
+
+
+def load_model(model: str, zoo_dir: Path | None = None, calibrated: bool = True):
+    """The model that scores faces: the network in its entry's test-time augmentation, its probabilities
+    temperature-scaled by the entry's calibration (``calibrated=False``: the raw scores, which calibration is
+    fitted on); a .tflite file as a LiteModel; ``ensemble`` averaging every zoo entry (see fer.ensemble).
+    An entry without a calibration scores with T = 1, and a warning says so."""
     import keras
 
-    from fer.models import with_tta
+    from fer.models import with_temperature, with_tta
 
     if model == ENSEMBLE and not Path(model).exists():
-        names = [e.name for e in list_entries(zoo_dir)]
-        if len(names) < MIN_MEMBERS:
-            raise UnknownModelError(f"The ensemble needs at least {MIN_MEMBERS} zoo entries and the zoo has "
-                                    f"{len(names)}: train another model with train.py.")
-        return ensemble_model({name: load_model(name, zoo_dir) for name in names})
-    path, tta = _locate(model, zoo_dir)
-    if path.suffix == ".tflite":
+        return ensemble_model({name: load_model(name, zoo_dir, calibrated) for name in ensemble_members(zoo_dir)})
+    located = _locate(model, zoo_dir, calibration=calibrated)
+    if located.path.suffix == ".tflite":
         from fer.lite import LiteModel
 
-        return LiteModel(path)
-    return with_tta(keras.saving.load_model(path, safe_mode=True, compile=False), tta)
+        return LiteModel(located.path)
+    scorer = with_tta(keras.saving.load_model(located.path, safe_mode=True, compile=False), located.tta)
+    if not calibrated:
+        return scorer
+    if located.calibration is None:
+        log.warning("%s has no fitted temperature: its scores are used as they are (T = 1). Fit one with "
+                    "python -m fer zoo calibrate NAME --data PATH.", model)
+        return scorer
+    return with_temperature(scorer, located.calibration.temperature)

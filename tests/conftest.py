@@ -68,12 +68,23 @@ def synthetic_folders(tmp_path_factory) -> Path:
     return root
 
 
+APP_ZOO_TEMPERATURE = 0.25
+"""The app zoo's ``alpha`` scores with this temperature (``beta`` has none): far from 1, so that a path that
+skipped it would score differently."""
+
+APP_ZOO_THRESHOLD = 0.9
+"""``alpha``'s and the ensemble's uncertain threshold: the ensemble (the mean of a sharpened alpha and a
+near-uniform beta, both untrained) stays below it, so the app shows its faces as uncertain."""
+
+
 @pytest.fixture(scope="session")
 def app_zoo(tmp_path_factory):
-    """Two small untrained models exported as zoo entries (the app needs no trained weights to be tested)."""
+    """Two small untrained models exported as zoo entries (the app needs no trained weights to be tested):
+    ``alpha`` calibrated (APP_ZOO_TEMPERATURE), ``beta`` not, the ensemble with an uncertain threshold."""
     import keras
 
-    from fer.export import export_entry
+    from fer.calibration import Calibration
+    from fer.export import export_entry, record_calibration, record_ensemble_calibration
     from fer.metrics import compute_metrics
     from fer.models import build_model
     from fer.training import TrainConfig
@@ -87,6 +98,8 @@ def app_zoo(tmp_path_factory):
         keras.utils.set_random_seed(seed)
         config = TrainConfig(name=name, zoo_dir=str(root / "zoo"))
         export_entry(build_model("custom_cnn"), config, result, result, run_dir, train_seconds=1, tta="flip")
+    record_calibration(root / "zoo" / "alpha", Calibration(APP_ZOO_TEMPERATURE, APP_ZOO_THRESHOLD))
+    record_ensemble_calibration(root / "zoo", Calibration(1.0, APP_ZOO_THRESHOLD))
     return root / "zoo"
 
 

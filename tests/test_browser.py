@@ -65,6 +65,13 @@ def test_upload_two_photos_and_every_panel_belongs_to_the_second(app_server):
             _analyze(page, PHOTOS / "couple.jpg", "Found 2 faces")
             assert page.locator("#face-picker label").all_inner_texts() == ["Face 1", "Face 2"]
             first_scores = page.locator("#scores").inner_text()
+            # The ensemble (the default model) is uncertain about both faces; the line under the chart names
+            # each model's top emotion.
+            page.wait_for_selector("#verdict:has-text('uncertain')", timeout=30_000)
+            page.wait_for_selector("#disagreement:has-text('alpha: ')", timeout=30_000)
+            first_verdict = page.locator("#verdict").inner_text()
+            status = page.locator("#status").inner_text()
+            models_line = page.locator("#disagreement").inner_text()
             page.click("#explain-button")
             page.wait_for_selector("#explain img", timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "photo_laptop.png"))
@@ -96,6 +103,9 @@ def test_upload_two_photos_and_every_panel_belongs_to_the_second(app_server):
             browser.close()
     for scores in (first_scores, second_scores):
         assert all(emotion in scores for emotion in ("angry", "happy", "neutral")) and "%" in scores
+    assert "Face 1: uncertain: ensemble's top score" in first_verdict and "below 0.90" in first_verdict
+    assert "ensemble is uncertain about 2 of them" in status
+    assert "The models " in models_line and "alpha: " in models_line and "beta: " in models_line
     natural_w, natural_h, shown_w, shown_h = matrix
     assert abs(shown_w / shown_h - natural_w / natural_h) < 0.02, "the confusion matrix is shown whole, not cropped"
 
@@ -110,16 +120,24 @@ def test_the_shipped_zoo_at_laptop_and_phone_width(shipped_app_server, viewport,
         browser, page = _open(pw, shipped_app_server, viewport=viewport)
         try:
             _analyze(page, PHOTOS / "couple.jpg", "Found 2 faces")
+            page.wait_for_selector("#verdict:has-text('Face 1')", timeout=30_000)
+            page.wait_for_selector("#disagreement:has-text('custom_cnn: ')", timeout=30_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / f"app_{name}.png"), full_page=True)
             overflow = page.evaluate("() => document.documentElement.scrollWidth")
-            boxes = {sel: page.locator(sel).bounding_box() for sel in ("#annotated", "#scores", "#compare", "#crops")}
+            boxes = {sel: page.locator(sel).bounding_box()
+                     for sel in ("#annotated", "#scores", "#verdict", "#compare", "#disagreement", "#crops")}
+            shipped_verdict = page.locator("#verdict").inner_text()
+            models_line = page.locator("#disagreement").inner_text()
         finally:
             browser.close()
     assert overflow <= viewport[0]
     tops = [boxes[sel]["y"] for sel in ("#annotated", "#scores", "#crops")]
     assert tops == sorted(tops), "photo with boxes, then the scores, then the crops"
     assert boxes["#compare"]["y"] < boxes["#crops"]["y"], "the comparison comes before the crops"
+    assert boxes["#scores"]["y"] < boxes["#verdict"]["y"] and boxes["#compare"]["y"] < boxes["#disagreement"]["y"]
+    assert "custom_cnn" in shipped_verdict and "0.55" in shipped_verdict, "the shipped model's validated threshold"
+    assert "One model, nothing to compare: custom_cnn: " in models_line
     if name == "laptop":
         assert boxes["#annotated"]["y"] + boxes["#annotated"]["height"] <= viewport[1], "boxes above the fold"
 

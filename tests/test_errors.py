@@ -25,6 +25,7 @@ def _one_line_error(code: int, stderr: str, expected: str) -> None:
     (["zoo", "push", "nothing", "--repo-id", "me/x"], "is not a zoo entry"),
     (["zoo", "report", "--zoo-dir-that-does-not-exist"], "unrecognized arguments"),
     (["zoo", "export-tflite", "gpt", "--data", "{data}"], "No model named 'gpt'"),
+    (["zoo", "calibrate", "gpt", "--data", "{data}"], "No zoo entry named 'gpt': calibrate one of alpha, beta"),
     (["nonsense"], "invalid choice"),
 ])
 def test_each_cli_path_fails_with_one_line(args, expected, app_zoo, synthetic_folders, monkeypatch, capsys):

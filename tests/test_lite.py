@@ -32,7 +32,13 @@ def test_export_keeps_scores_and_evaluate_reads_tflite(zoo_env, synthetic_folder
     assert main(["evaluate", "--model", str(out), "--data", str(synthetic_folders), "--json"]) == 0
     lite_result = json.loads(capsys.readouterr().out)
     assert main(["evaluate", "--model", "alpha", "--data", str(synthetic_folders), "--json"]) == 0
-    assert lite_result == json.loads(capsys.readouterr().out)
+    keras_result = json.loads(capsys.readouterr().out)
+    lite_calibration, keras_calibration = lite_result.pop("calibration"), keras_result.pop("calibration")
+    assert lite_result == keras_result
+    # The export is of the calibrated model: its scores, taken as they are, are alpha's calibrated ones.
+    assert lite_calibration["fitted"] is False and keras_calibration["fitted"] is True
+    for metric in ("accuracy", "ece", "nll", "brier"):
+        assert lite_calibration["raw"][metric] == pytest.approx(keras_calibration["calibrated"][metric], abs=1e-5)
 
 
 def test_an_export_that_moves_accuracy_is_refused_and_removed(zoo_env, synthetic_folders, tmp_path, monkeypatch,

@@ -131,8 +131,11 @@ def test_push_then_load_from_the_hub_with_the_real_client(entry, tmp_path, monke
 
     from hub_standin import HubStandIn
 
-    from fer.zoo import MANIFEST_FILE, push_entry, read_manifest
+    from fer.calibration import Calibration
+    from fer.export import record_calibration
+    from fer.zoo import MANIFEST_FILE, push_entry, read_calibration, read_manifest
 
+    record_calibration(entry, Calibration(0.5, 0.4))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     with HubStandIn() as hub:
@@ -152,11 +155,17 @@ def test_push_then_load_from_the_hub_with_the_real_client(entry, tmp_path, monke
         downloads = [p for m, p in hub.requests if m == "GET"]
         assert downloads
 
-    # The server is gone: the cache answers.
+    # The server is gone: the cache answers, with the temperature the manifest pins.
     assert load_model("tiny", zoo_dir=remote_zoo).output_shape == (None, 7)
+    assert read_calibration("tiny", zoo_dir=remote_zoo).temperature == 0.5
 
-    # A manifest whose hash does not match the published weights is refused.
+    # A manifest whose temperature, or whose hash, does not match the published weights is refused.
     manifest = json.loads((remote_zoo / MANIFEST_FILE).read_text())
+    manifest["models"][0]["calibration"]["temperature"] = 1.0
+    (remote_zoo / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match="calibration of tiny"):
+        load_model("tiny", zoo_dir=remote_zoo)
+    manifest["models"][0]["calibration"]["temperature"] = 0.5
     manifest["models"][0]["sha256"] = "0" * 64
     (remote_zoo / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ZooError, match="sha256"):
