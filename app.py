@@ -18,13 +18,15 @@ from gradio.data_classes import FileData  # noqa: E402
 
 from fer.ensemble import ENSEMBLE  # noqa: E402
 from fer.errors import FerError  # noqa: E402
+from fer.faces import DEFAULT_DETECTOR, DETECTORS, load_detector  # noqa: E402
 from fer.inference import Recognizer  # noqa: E402
 from fer.render import (  # noqa: E402
     agreement,
     annotate,
     compare_figure,
+    detection_note,
     enlarge,
-    face_label,
+    face_caption,
     leaderboard_rows,
     side_by_side,
     sorted_scores,
@@ -34,6 +36,7 @@ from fer.zoo import default_zoo_dir, list_entries, read_manifest  # noqa: E402
 
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
+load_detector(DEFAULT_DETECTOR)  # and so does the default face detector
 MODELS = RECOGNIZER.model_names
 DEFAULT_MODEL = ENSEMBLE if RECOGNIZER.has_ensemble else MODELS[0]
 ACCURACIES = {name: m["metrics"]["accuracy"] for name, m in read_manifest().items()}
@@ -41,11 +44,14 @@ EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "example
 EXAMPLES = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR)) if os.path.isdir(EXAMPLES_DIR) else []
 
 
-def _analyze(image, whole_image: bool):
+DETECTOR_NAMES = list(DETECTORS)
+
+
+def _analyze(image, detector: str, whole_image: bool):
     if image is None:
         raise gr.Error("Upload a photo, take one with the webcam or paste one first.")
     try:
-        return RECOGNIZER.predict(image, models="all", whole_image_if_no_face=whole_image)
+        return RECOGNIZER.predict(image, models="all", whole_image_if_no_face=whole_image, detector=detector)
     except FerError as e:
         raise gr.Error(str(e)) from None
 
@@ -68,18 +74,19 @@ def _face_view(result, model: str, face_name: str | None):
             agreement(face, list(RECOGNIZER.models)), None)
 
 
-def analyze(image, model: str, whole_image: bool):
+def analyze(image, model: str, detector: str, whole_image: bool):
     """UI handler: every panel of the Photo tab, recomputed for this photo (none keeps the last photo's)."""
-    result = _analyze(image, whole_image)
+    result = _analyze(image, detector, whole_image)
     if not result.faces:
-        message = ("No face found. Tick **Score the whole image if no face is found** to score it anyway "
-                   "(useful for pre-cropped faces such as FER-2013's).")
+        message = (f"No face found by {detector}. Tick **Score the whole image if no face is found** to score it "
+                   "anyway (useful for pre-cropped faces such as FER-2013's), or try another detector.")
         return result.image, message, gr.update(choices=[], value=None), {}, "", None, "", [], None, result
     names = [f"Face {i + 1}" for i in range(len(result.faces))]
-    crops = [(enlarge(f.crop, 96), f"{n}: {face_label(f, model)}") for n, f in zip(names, result.faces)]
+    crops = [(enlarge(f.crop, 96), face_caption(f, i + 1, model)) for i, f in enumerate(result.faces)]
     annotated, scores, face_verdict, figure, models_line, cam = _face_view(result, model, names[0])
     note = "No face was detected; the whole image was scored as one face." if result.whole_image else \
         f"Found {len(result.faces)} face{'s' * (len(result.faces) > 1)}, numbered in reading order."
+    note += " " + detection_note(result)
     if uncertain := sum(f.is_uncertain(model) for f in result.faces):
         note += f" {model} is uncertain about {uncertain} of them."
     return (annotated, note, gr.update(choices=names, value=names[0]), scores, face_verdict, figure, models_line,
@@ -110,12 +117,12 @@ def explain(result, model: str, face_name: str | None):
     return side_by_side(images, captions)
 
 
-def live(frame, model: str):
+def live(frame, model: str, detector: str):
     """Webcam stream handler: boxes and the largest face's scores, updated as the face changes."""
     if frame is None:
         return None, {}
     try:
-        result = RECOGNIZER.predict(frame, models=[model])
+        result = RECOGNIZER.predict(frame, models=[model], detector=detector)
     except FerError:
         return frame, {}
     if not result.faces:
@@ -124,37 +131,40 @@ def live(frame, model: str):
     return annotate(result, model, selected=largest), sorted_scores(result.faces[largest], model)
 
 
-def predict_api(image: FileData, model: str = DEFAULT_MODEL) -> list[dict]:
+def predict_api(image: FileData, model: str = DEFAULT_MODEL, detector: str = DEFAULT_DETECTOR) -> list[dict]:
     """Find every face in a photo and score seven emotions with one model.
 
     Args:
         image: the photo (JPEG, PNG, WebP, BMP or GIF).
         model: a zoo model's name, or "ensemble" when the zoo has two or more models.
+        detector: the face detector, "mtcnn" (default: accurate, levels tilted faces) or "haar" (fast).
 
     Returns:
-        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "scores": {emotion: calibrated probability}, "uncertain": whether the top score is below the model's validated threshold (null: the model has none)}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "detector": the detector's name, "confidence": the detector's confidence that it is a face (null: the detector gives none), "scores": {emotion: calibrated probability}, "uncertain": whether the top score is below the model's validated threshold (null: the model has none)}.
     """
     try:
-        result = RECOGNIZER.predict(image["path"], models=[model])
+        result = RECOGNIZER.predict(image["path"], models=[model], detector=detector)
     except FerError as e:
         raise gr.Error(str(e)) from None
-    return [{"box": f.original_box, "scores": f.scores[model], "uncertain": f.uncertain[model]} for f in result.faces]
+    return [{"box": f.original_box, "detector": result.detector, "confidence": f.confidence,
+             "scores": f.scores[model], "uncertain": f.uncertain[model]} for f in result.faces]
 
 
-def compare_api(image: FileData) -> list[dict]:
+def compare_api(image: FileData, detector: str = DEFAULT_DETECTOR) -> list[dict]:
     """Find every face in a photo and score seven emotions with every model of the zoo (and the ensemble).
 
     Args:
         image: the photo (JPEG, PNG, WebP, BMP or GIF).
+        detector: the face detector, "mtcnn" (default: accurate, levels tilted faces) or "haar" (fast).
 
     Returns:
-        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h], "scores": {model: {emotion: calibrated probability}}, "uncertain": {model: bool or null}}.
+        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h], "detector": the detector's name, "confidence": the detector's confidence (null: none given), "scores": {model: {emotion: calibrated probability}}, "uncertain": {model: bool or null}}.
     """
     try:
-        result = RECOGNIZER.predict(image["path"], models="all")
+        result = RECOGNIZER.predict(image["path"], models="all", detector=detector)
     except FerError as e:
         raise gr.Error(str(e)) from None
-    return [f.to_dict() for f in result.faces]
+    return [{"detector": result.detector, **f.to_dict()} for f in result.faces]
 
 
 CSS = """
@@ -175,6 +185,9 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                                     label="Photo", elem_id="photo-input", height=320)
                 with gr.Row():
                     model_in = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model", scale=2, min_width=140)
+                    detector_in = gr.Dropdown(DETECTOR_NAMES, value=DEFAULT_DETECTOR, label="Face detector", scale=1,
+                                              min_width=110, elem_id="detector",
+                                              info="mtcnn: accurate, levels tilted faces; haar: fast")
                     run_btn = gr.Button("Analyze", variant="primary", elem_id="analyze", scale=1, min_width=100)
                 whole_in = gr.Checkbox(False, label="Score the whole image if no face is found")
             with gr.Column(scale=1, min_width=320):
@@ -205,6 +218,7 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
             live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-input")
             with gr.Column():
                 live_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model")
+                live_detector = gr.Dropdown(DETECTOR_NAMES, value=DEFAULT_DETECTOR, label="Face detector")
                 live_img = gr.Image(label="Faces", interactive=False)
                 live_scores = gr.Label(num_top_classes=7, label="Largest face", elem_id="live-scores")
     with gr.Tab("Model zoo"):
@@ -230,14 +244,14 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
     with examples_slot:
         if EXAMPLES:  # a click on an example fills the photo and runs the analysis at once
             gr.Examples([[path] for path in EXAMPLES], inputs=[image_in], outputs=panels,
-                        fn=lambda image: analyze(image, DEFAULT_MODEL, False), run_on_click=True,
+                        fn=lambda image: analyze(image, DEFAULT_MODEL, DEFAULT_DETECTOR, False), run_on_click=True,
                         cache_examples=False, label="Examples: faces from the FER-2013 test split")
-    run_btn.click(analyze, [image_in, model_in, whole_in], panels, api_visibility="private")
+    run_btn.click(analyze, [image_in, model_in, detector_in, whole_in], panels, api_visibility="private")
     face_view = [annotated_out, scores_out, verdict_out, compare_out, agreement_out, explain_out]
     face_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
     model_in.change(select_face, [state, model_in, face_in], face_view, api_visibility="private")
     explain_btn.click(explain, [state, model_in, face_in], explain_out, api_visibility="private")
-    live_in.stream(live, [live_in, live_model], [live_img, live_scores], stream_every=0.5, time_limit=120,
+    live_in.stream(live, [live_in, live_model, live_detector], [live_img, live_scores], stream_every=0.5, time_limit=120,
                    api_visibility="private")
 
     # Named API endpoints, typed from the functions' signatures (see the README for a gradio_client snippet).

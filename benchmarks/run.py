@@ -1,10 +1,12 @@
 """Speed of the zoo's models and of the demo's pipeline on this machine.
 
     python benchmarks/run.py [--photo PATH] [--out benchmarks/results.json]
+    python benchmarks/run.py --detectors-only [--photos ../shared/photos]
 
 Measures, per model: batch-1 latency (p50 / p95, in a traced function) and batched throughput on
 48x48 faces; end to end for a 1024-px photo with one face (the largest face of --photo with its
-surroundings): decode + detect + classify with every model; and the training input pipeline:
+surroundings): decode + detect (each detector) + classify with every model; per face detector, the faces
+found and ms per photo on real photos (--photos) at the app's working size; and the training input pipeline:
 throughput of a training step fed augmented batches versus cached tensors.
 
 Architectures that have no zoo entry yet are timed as untrained stand-ins with the same 10-view
@@ -64,7 +66,7 @@ def one_face_photo(photo: Path, side: int = 1024) -> bytes:
     faces = detect_faces(rgb)
     if not faces:
         raise SystemExit(f"No face found in {photo}: pass --photo with a face in it.")
-    f = faces[0]
+    f = faces[0].box
     x0, y0 = max(0, f.x - f.w), max(0, f.y - f.h)
     crop = rgb[y0:f.y + 2 * f.h, x0:f.x + 2 * f.w]
     scale = side / max(crop.shape[:2])
@@ -73,26 +75,59 @@ def one_face_photo(photo: Path, side: int = 1024) -> bytes:
 
 
 def bench_end_to_end(recognizer, photo: Path, runs: int) -> dict:
-    from fer.faces import crop_face, decode_image, detect_faces
+    from fer.faces import DEFAULT_DETECTOR, DETECTORS, crop_face, decode_image, detect_faces
 
     data = one_face_photo(photo)
     rgb = decode_image(data)
-    boxes = detect_faces(rgb)
+    found = detect_faces(rgb)
 
-    def classify(names):  # what a photo costs after detection: crops and scores
-        return recognizer.score_crops([crop_face(rgb, b) for b in boxes], names)
+    def classify(names):  # what a photo costs after detection: crops (levelled) and scores
+        return recognizer.score_crops([crop_face(rgb, d.box, d.eyes) for d in found], names)
 
     return {
         "photo": f"largest face of {photo.name} with its surroundings, {rgb.shape[1]}x{rgb.shape[0]}, "
-                 f"{len(boxes)} face(s) found",
+                 f"{len(found)} face(s) found by {DEFAULT_DETECTOR}",
+        "detector": DEFAULT_DETECTOR,
         "decode": percentiles(time_calls(lambda: decode_image(data), runs)),
-        "detect": percentiles(time_calls(lambda: detect_faces(rgb), runs)),
+        **{f"detect_{name}": percentiles(time_calls(lambda n=name: detect_faces(rgb, n), runs)) for name in DETECTORS},
         **{f"classify_{name}": percentiles(time_calls(lambda n=name: classify([n]), runs))
            for name in recognizer.models},
         "all_models": percentiles(time_calls(lambda: recognizer.predict(data, models=list(recognizer.models)), runs)),
         **{f"{name}_only": percentiles(time_calls(lambda n=name: recognizer.predict(data, models=[n]), runs))
            for name in recognizer.models},
     }
+
+
+def bench_detectors(photos: Path, rounds: int = 3) -> dict:
+    """Per detector: the faces it finds in each photo of ``photos`` and ms per photo at the app's working size
+    (decoded and shrunk to fer.faces.MAX_SIDE, as the app does; the detector shrinks further if its table entry
+    says so). The detectors alternate photo by photo, ``rounds`` times, so that neither gets the quieter moment."""
+    from fer.faces import DETECTORS, MAX_SIDE, decode_image, detect_faces
+
+    images = {p.name: decode_image(p) for p in sorted(photos.glob("*.jpg"))}
+    if not images:
+        raise SystemExit(f"No .jpg photos in {photos}: pass --photos.")
+    first = next(iter(images.values()))
+    for name in DETECTORS:  # build each detector and trace its first call outside the timing
+        detect_faces(first, name)
+    times: dict[str, list[float]] = {name: [] for name in DETECTORS}
+    faces: dict[str, dict[str, int]] = {name: {} for name in DETECTORS}
+    for _ in range(rounds):
+        for photo, rgb in images.items():
+            for name in DETECTORS:
+                start = time.perf_counter()
+                found = detect_faces(rgb, name)
+                times[name].append(time.perf_counter() - start)
+                faces[name][photo] = len(found)
+    out = {}
+    for name, spec in DETECTORS.items():
+        one_person = {p: n for p, n in faces[name].items() if p != "couple.jpg"}
+        out[name] = {**percentiles(times[name]), "min_score": spec.min_score, "min_face_fraction": spec.min_face_fraction,
+                     "detect_side": spec.detect_side,
+                     "one_person_photos_with_exactly_one_face": f"{sum(n == 1 for n in one_person.values())}/{len(one_person)}",
+                     "faces_per_photo": faces[name]}
+    return {"photos": f"{len(images)} photos of {photos}, working size at most {MAX_SIDE} px a side",
+            "rounds": rounds, **out}
 
 
 def bench_tflite(models: dict, runs: int) -> dict:
@@ -165,9 +200,23 @@ def main() -> None:
     parser.add_argument("--no-stand-ins", action="store_true",
                         help="time only the zoo's models, not untrained stand-ins for missing architectures")
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--photos", default="../shared/photos", help="real photos for the detector timings")
+    parser.add_argument("--detectors-only", action="store_true",
+                        help="time only the face detectors on --photos (the 'detectors' block of --out)")
     args = parser.parse_args()
 
     import os
+
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if args.detectors_only:
+        from fer.logs import quiet_tensorflow
+
+        quiet_tensorflow()
+        results = {"detectors": bench_detectors(Path(args.photos))}
+        out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+        print(json.dumps(results, indent=2))
+        return
 
     from fer.inference import Recognizer
     from fer.zoo import list_entries
@@ -182,11 +231,10 @@ def main() -> None:
                     "python": platform.python_version()},
         "models": bench_models(recognizer, args.runs),
         "end_to_end": bench_end_to_end(recognizer, Path(args.photo), args.runs),
+        "detectors": bench_detectors(Path(args.photos)),
         "tflite": bench_tflite(zoo_models, args.runs),
         "input_pipeline": bench_input_pipeline(),
     }
-    out = Path(args.out)
-    previous = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

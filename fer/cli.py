@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from fer.errors import FerError, ImageError, ZooError
+from fer.errors import ConfigError, FerError, ImageError, ZooError
 from fer.options import ArgumentParser
 
 
@@ -63,10 +63,10 @@ def _expand_images(paths: list[str]) -> list[str]:
     return images
 
 
-def _predict_one(recognizer, image: str, models: list[str], whole_image: bool) -> dict:
-    item: dict = {"image": image, "faces": []}
+def _predict_one(recognizer, image: str, models: list[str], whole_image: bool, detector: str) -> dict:
+    item: dict = {"image": image, "detector": detector, "faces": []}
     try:
-        result = recognizer.predict(image, models=models, whole_image_if_no_face=whole_image)
+        result = recognizer.predict(image, models=models, whole_image_if_no_face=whole_image, detector=detector)
         item["faces"] = [face.to_dict() for face in result.faces]
     except ImageError as e:
         item["error"] = str(e)
@@ -74,7 +74,8 @@ def _predict_one(recognizer, image: str, models: list[str], whole_image: bool) -
     return item
 
 
-def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_image: bool, out: str) -> int:
+def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_image: bool, detector: str,
+                    out: str) -> int:
     """Stream one row per face and model to ``out``; images already in it are skipped (resume)."""
     import csv
     from pathlib import Path
@@ -83,11 +84,15 @@ def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_imag
 
     from fer.labels import EMOTIONS
 
-    header = ["image", "face", "x", "y", "w", "h", "model", *EMOTIONS, "error"]
+    header = ["image", "detector", "face", "x", "y", "w", "h", "confidence", "model", *EMOTIONS, "error"]
     done: set[str] = set()
     if Path(out).exists():
         with open(out, newline="") as f:
-            done = {row["image"] for row in csv.DictReader(f)}
+            reader = csv.DictReader(f)
+            if reader.fieldnames and reader.fieldnames != header:
+                raise ConfigError(f"{out} has other columns than this version writes ({', '.join(header)}): "
+                                  "write to a new --out file.")
+            done = {row["image"] for row in reader}
     todo = [i for i in images if i not in done]
     if done:
         logging.getLogger("fer").info("Resuming %s: %d images done, %d to go", out, len(images) - len(todo), len(todo))
@@ -96,26 +101,32 @@ def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_imag
         if not done:
             writer.writerow(header)
         for image in tqdm(todo, desc="images", unit="img"):
-            item = _predict_one(recognizer, image, models, whole_image)
+            item = _predict_one(recognizer, image, models, whole_image, detector)
             if "error" in item or not item["faces"]:
-                writer.writerow([image, "", "", "", "", "", "", *[""] * len(EMOTIONS), item.get("error", "no face")])
+                writer.writerow([image, detector, "", "", "", "", "", "", "", *[""] * len(EMOTIONS),
+                                 item.get("error", "no face")])
             for k, face in enumerate(item["faces"], start=1):
                 box = face["box"] or ["", "", "", ""]
+                confidence = "" if face["confidence"] is None else f"{face['confidence']:.4f}"
                 for model, scores in face["scores"].items():
-                    writer.writerow([image, k, *box, model, *[f"{scores[e]:.6f}" for e in EMOTIONS], ""])
+                    writer.writerow([image, detector, k, *box, confidence, model,
+                                     *[f"{scores[e]:.6f}" for e in EMOTIONS], ""])
             f.flush()  # a killed run keeps every finished image
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from fer.faces import DEFAULT_DETECTOR, detector_spec
     from fer.inference import Recognizer
 
+    args.detector = args.detector or DEFAULT_DETECTOR
+    detector_spec(args.detector)  # an unknown detector fails before any model loads
     recognizer = Recognizer.from_zoo()
     models = recognizer.resolve(args.model)
     images = _expand_images(args.images)
     if args.out:
-        return _predict_to_csv(recognizer, images, models, args.whole_image, args.out)
-    results = [_predict_one(recognizer, image, models, args.whole_image) for image in images]
+        return _predict_to_csv(recognizer, images, models, args.whole_image, args.detector, args.out)
+    results = [_predict_one(recognizer, image, models, args.whole_image, args.detector) for image in images]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -123,9 +134,10 @@ def _predict(args: argparse.Namespace) -> int:
         if "error" in item:
             print(f"{item['image']}: error: {item['error']}")
             continue
-        print(f"{item['image']}: {len(item['faces'])} face(s)")
+        print(f"{item['image']}: {len(item['faces'])} face(s) ({item['detector']})")
         for i, face in enumerate(item["faces"], start=1):
-            print(f"  face {i} at {face['box']}")
+            confidence = "" if face["confidence"] is None else f", detector confidence {face['confidence']:.2f}"
+            print(f"  face {i} at {face['box']}{confidence}")
             for model, scores in face["scores"].items():
                 ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
                 print(f"    {model:12s} " + "  ".join(f"{e} {p:.2f}" for e, p in ranked))
@@ -269,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="find faces in images and score them")
     pr.add_argument("images", nargs="+", help="image files or folders of them")
     pr.add_argument("--model", default="all", help="a zoo name, ensemble, or all (default)")
+    pr.add_argument("--detector", default=None, metavar="NAME",
+                    help="face detector: mtcnn (the default: accurate, levels tilted faces by the eyes) or haar "
+                         "(fast); fer.faces.DETECTORS lists them")
     pr.add_argument("--whole-image", action="store_true", help="classify the whole image when no face is found")
     pr.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     pr.add_argument("--out", default=None,

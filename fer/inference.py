@@ -23,7 +23,16 @@ import numpy as np
 from fer.calibration import Calibration
 from fer.ensemble import ENSEMBLE, combine, has_ensemble
 from fer.errors import UnknownModelError
-from fer.faces import Box, crop_face, detect_faces, load_image, reading_order
+from fer.faces import (
+    DEFAULT_DETECTOR,
+    Box,
+    crop_face,
+    detect_faces,
+    detector_spec,
+    eye_angle,
+    load_image,
+    reading_order,
+)
 from fer.labels import EMOTIONS, IMAGE_SIZE
 
 log = logging.getLogger(__name__)
@@ -34,14 +43,17 @@ MAX_FACES = 20
 
 @dataclass
 class Face:
-    """One face: its box (None when the whole image was classified), scores per model, and per model
-    whether the top score is below that model's uncertain threshold (None: the model has no threshold)."""
+    """One face: its box (None when the whole image was classified), scores per model, per model whether
+    the top score is below that model's uncertain threshold (None: the model has no threshold), and the
+    detector's confidence that it is a face (None: the detector gives none, or no detector found it)."""
 
     box: Box | None
     scores: dict[str, dict[str, float]]
     crop: np.ndarray = field(repr=False, default=None)
     scale: float = 1.0  # from the working image's pixels to the original image's
     uncertain: dict[str, bool | None] = field(default_factory=dict)
+    confidence: float | None = None
+    levelled_by: float | None = None  # the eyes' tilt in degrees, corrected in the crop (None: not levelled)
 
     @property
     def original_box(self) -> list[int] | None:
@@ -58,21 +70,24 @@ class Face:
         return bool(self.uncertain.get(model))
 
     def to_dict(self) -> dict:
-        return {"box": self.original_box, "scores": self.scores, "uncertain": self.uncertain}
+        return {"box": self.original_box, "confidence": self.confidence, "scores": self.scores,
+                "uncertain": self.uncertain}
 
 
 @dataclass
 class ImageResult:
     """Every face found in one image; ``whole_image`` when no face was detected and the image was
     classified as one face. ``image`` is the working copy (at most MAX_SIDE pixels a side) that the
-    faces' ``box`` refer to; ``to_dict`` gives boxes in the original image's pixels."""
+    faces' ``box`` refer to; ``to_dict`` gives boxes in the original image's pixels. ``detector`` names the
+    face detector (fer.faces.DETECTORS) that found them."""
 
     faces: list[Face]
     image: np.ndarray = field(repr=False, default=None)
     whole_image: bool = False
+    detector: str = DEFAULT_DETECTOR
 
     def to_dict(self) -> dict:
-        return {"faces": [f.to_dict() for f in self.faces], "whole_image": self.whole_image}
+        return {"detector": self.detector, "faces": [f.to_dict() for f in self.faces], "whole_image": self.whole_image}
 
 
 class Recognizer:
@@ -143,19 +158,25 @@ class Recognizer:
         return out
 
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,
-                max_faces: int = MAX_FACES) -> ImageResult:
-        """Find every face in ``image`` (bytes, path or array) and score it with ``models``; faces are
-        numbered in reading order (rows top to bottom, left to right), the largest ``max_faces`` kept."""
+                max_faces: int = MAX_FACES, detector: str = DEFAULT_DETECTOR, level: bool = True) -> ImageResult:
+        """Find every face in ``image`` (bytes, path or array) with ``detector`` (a name in
+        fer.faces.DETECTORS) and score it with ``models``; faces are numbered in reading order (rows top to
+        bottom, left to right), the largest ``max_faces`` kept. With ``level``, a face whose eyes the
+        detector found is turned upright (eyes level) before it is cropped."""
+        detector_spec(detector)  # an unknown name fails before the image is decoded
+        self.resolve(models)
         rgb, scale = load_image(image)
-        boxes = reading_order(detect_faces(rgb, max_faces=max_faces))
-        whole = not boxes and whole_image_if_no_face
-        if not boxes and not whole:
-            return ImageResult([], rgb)
-        crops = np.stack([crop_face(rgb, box) for box in boxes] if boxes else [crop_face(rgb)])
+        found = reading_order(detect_faces(rgb, detector, max_faces=max_faces))
+        whole = not found and whole_image_if_no_face
+        if not found and not whole:
+            return ImageResult([], rgb, detector=detector)
+        crops = np.stack([crop_face(rgb, d.box, d.eyes if level else None) for d in found] if found else [crop_face(rgb)])
         scores = self.score_crops(crops, models)
         faces = [
-            Face(box, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()}, crops[i],
-                 scale, {name: self.is_uncertain(name, probs[i]) for name, probs in scores.items()})
-            for i, box in enumerate(boxes or [None])
+            Face(d.box if d else None, {name: dict(zip(EMOTIONS, map(float, probs[i]))) for name, probs in scores.items()},
+                 crops[i], scale, {name: self.is_uncertain(name, probs[i]) for name, probs in scores.items()},
+                 confidence=d.score if d else None,
+                 levelled_by=eye_angle(d.eyes) if d and d.eyes and level else None)
+            for i, d in enumerate(found or [None])
         ]
-        return ImageResult(faces, rgb, whole_image=whole)
+        return ImageResult(faces, rgb, whole_image=whole, detector=detector)

@@ -20,8 +20,13 @@ def test_predict_and_compare_match_the_library(app_server, app_zoo):
         assert got["box"] == want.original_box
         for emotion, p in want.scores["alpha"].items():
             assert got["scores"][emotion] == pytest.approx(p, abs=1e-5)
+    assert all(f["detector"] == "mtcnn" and f["confidence"] > 0.9 for f in faces)
+    haar = client.predict(handle_file(str(photo)), "alpha", "haar", api_name="/predict")
+    assert len(haar) == 2 and all(f["detector"] == "haar" and f["confidence"] is None for f in haar)
     compared = client.predict(handle_file(str(photo)), api_name="/compare")
-    assert set(compared[0]["scores"]) == {"alpha", "beta", "ensemble"}
+    assert set(compared[0]["scores"]) == {"alpha", "beta", "ensemble"} and compared[0]["detector"] == "mtcnn"
+    with pytest.raises(Exception, match="mtcnn, haar"):
+        client.predict(handle_file(str(photo)), detector="yunet", api_name="/compare")
     assert compared[0]["scores"]["beta"]["happy"] == pytest.approx(expected.faces[0].scores["beta"]["happy"], abs=1e-5)
 
 

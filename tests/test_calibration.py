@@ -321,7 +321,7 @@ def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, 
     assert len(library.faces) == 2
     # What the library serves is the raw score at the entry's temperature, far enough from raw to tell.
     rgb, _ = load_image(EXAMPLE)
-    crops = np.stack([crop_face(rgb, b) for b in reading_order(detect_faces(rgb))])[..., None].astype("float32")
+    crops = np.stack([crop_face(rgb, d.box, d.eyes) for d in reading_order(detect_faces(rgb))])[..., None].astype("float32")
     raw = load_model("alpha", app_zoo, calibrated=False).predict(crops, verbose=0)
     served = np.array([[f.scores["alpha"][e] for e in EMOTIONS] for f in library.faces])
     np.testing.assert_allclose(served, apply_temperature(raw, APP_ZOO_TEMPERATURE), atol=1e-5)

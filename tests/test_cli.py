@@ -33,6 +33,27 @@ def test_unknown_model_is_a_clear_error(app_zoo, tmp_path):
     assert out.returncode == 2 and "alpha, beta, ensemble" in out.stderr
 
 
+def test_unknown_detector_is_a_clear_error_listing_the_detectors(app_zoo):
+    out = _fer("predict", "x.jpg", "--detector", "yunet", zoo=app_zoo)
+    assert out.returncode == 2 and "error: Unknown face detector 'yunet': choose one of mtcnn, haar" in out.stderr
+
+
+@needs_photos
+def test_the_detector_is_chosen_and_recorded(app_zoo):
+    runs = {d: _fer("predict", str(PHOTOS / "couple.jpg"), "--model", "alpha", "--json", *args, zoo=app_zoo)
+            for d, args in (("mtcnn", []), ("haar", ["--detector", "haar"]))}
+    for detector, out in runs.items():
+        assert out.returncode == 0, out.stderr[-2000:]
+        (item,) = json.loads(out.stdout)
+        assert item["detector"] == detector and len(item["faces"]) == 2
+        confidences = [f["confidence"] for f in item["faces"]]
+        assert all(c is None for c in confidences) if detector == "haar" else all(c > 0.9 for c in confidences)
+    # MTCNN (TensorFlow models built on first use) adds nothing to the log of a Haar run.
+    def log(out):
+        return {line for line in out.stderr.splitlines() if "cuInit" not in line}  # the test env's TF log level
+    assert log(runs["mtcnn"]) == log(runs["haar"]), runs["mtcnn"].stderr
+
+
 @needs_photos
 def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path):
     import csv

@@ -52,6 +52,26 @@ def test_photo_to_faces_scores_and_rendering(recognizer):
     assert len(fig.axes[0].patches) == 3 * 7
     as_json = result.to_dict()
     assert len(as_json["faces"][0]["box"]) == 4
+    assert as_json["detector"] == "mtcnn" and all(f["confidence"] > 0.9 for f in as_json["faces"])
+
+
+@needs_photos
+def test_the_detector_is_a_choice_and_levelling_can_be_turned_off(recognizer):
+    from fer.errors import DetectorError
+    from fer.render import detection_note
+
+    haar = recognizer.predict(PHOTOS / "couple.jpg", models=["a"], detector="haar")
+    assert haar.detector == "haar" and len(haar.faces) == 2
+    assert all(f.confidence is None and f.levelled_by is None for f in haar.faces)
+    assert "Detector: haar" in detection_note(haar) and "gives none" in detection_note(haar)
+    levelled = recognizer.predict(PHOTOS / "couple.jpg", models=["a"])
+    plain = recognizer.predict(PHOTOS / "couple.jpg", models=["a"], level=False)
+    tilted = max(range(2), key=lambda i: abs(levelled.faces[i].levelled_by))
+    assert abs(levelled.faces[tilted].levelled_by) > 3  # one of the couple leans: her crop is turned upright
+    assert not np.array_equal(levelled.faces[tilted].crop, plain.faces[tilted].crop)
+    assert "Detector: mtcnn" in detection_note(levelled) and "levelled by" in detection_note(levelled)
+    with pytest.raises(DetectorError, match="mtcnn, haar"):
+        recognizer.predict(PHOTOS / "couple.jpg", detector="dlib")
 
 
 def test_side_by_side_keeps_every_image():
