@@ -136,8 +136,18 @@ def test_the_shipped_zoo_at_laptop_and_phone_width(shipped_app_server, viewport,
     assert tops == sorted(tops), "photo with boxes, then the scores, then the crops"
     assert boxes["#compare"]["y"] < boxes["#crops"]["y"], "the comparison comes before the crops"
     assert boxes["#scores"]["y"] < boxes["#verdict"]["y"] and boxes["#compare"]["y"] < boxes["#disagreement"]["y"]
-    assert "custom_cnn" in shipped_verdict and "0.55" in shipped_verdict, "the shipped model's validated threshold"
-    assert "One model, nothing to compare: custom_cnn: " in models_line
+    # The default model (the ensemble once the zoo holds two models) and its threshold, from the manifest.
+    import json
+
+    manifest = json.loads((REPO / "model_zoo" / "manifest.json").read_text())
+    records = {m["name"]: m["calibration"] for m in manifest["models"]}
+    names = list(records)
+    if len(names) > 1:
+        records["ensemble"] = manifest["ensemble"]
+    default = "ensemble" if len(names) > 1 else names[0]
+    threshold = records[default]["uncertain_threshold"]
+    assert default in shipped_verdict and f"{threshold:.2f}" in shipped_verdict, "the default model's threshold"
+    assert all(f"{name}: " in models_line for name in names)
     if name == "laptop":
         assert boxes["#annotated"]["y"] + boxes["#annotated"]["height"] <= viewport[1], "boxes above the fold"
 
