@@ -16,7 +16,7 @@ from fer.logs import quiet_tensorflow, verbose_requested
 
 quiet_tensorflow(verbose_requested())  # before anything imports TensorFlow
 
-from fer.errors import FerError  # noqa: E402
+from fer.errors import run_command  # noqa: E402
 from fer.options import ArgumentParser, add_arguments, from_args  # noqa: E402
 from fer.training import TrainConfig  # noqa: E402
 
@@ -48,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # On --resume the saved config rules; only the test-time augmentation (evaluation, not training) may change.
     tta = config.tta if any(a == "--tta" or a.startswith("--tta=") for a in argv) else None
-    try:
-        run(config, resume=args.resume, tta=tta, push_to_hub=args.push_to_hub)
-    except FerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: run(config, resume=args.resume, tta=tta, push_to_hub=args.push_to_hub))
 
 
 if __name__ == "__main__":

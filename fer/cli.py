@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from fer.errors import ConfigError, FerError, ImageError, ZooError
+from fer.errors import ConfigError, ImageError, ZooError, run_command
 from fer.options import ArgumentParser
 
 
@@ -331,11 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     # Logs to stderr so that --json keeps stdout to exactly one JSON document.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except FerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

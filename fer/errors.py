@@ -5,6 +5,10 @@ line and exit with status 2, the app shows it; anything else is a bug.
 """
 
 
+import sys
+from collections.abc import Callable
+
+
 class FerError(Exception):
     """Base class of every error this package raises on purpose."""
 
@@ -36,3 +40,14 @@ class TrainingError(FerError):
 
 class DetectorError(FerError):
     """The face detector cannot be loaded."""
+
+
+def run_command(action: Callable[[], object]) -> int:
+    """The exit status of a command-line action: the int it returns (0 when it returns anything else), or 2
+    after printing a FerError as one ``error: ...`` line on stderr."""
+    try:
+        status = action()
+    except FerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return status if isinstance(status, int) else 0

@@ -56,7 +56,7 @@ from fer.logs import quiet_tensorflow  # noqa: E402
 quiet_tensorflow()  # here: pack and reassemble build and save models with TensorFlow (nothing on JAX)
 
 from fer.device_files import PACK_DIR, PRECISIONS, DeviceConfig  # noqa: E402
-from fer.errors import FerError  # noqa: E402
+from fer.errors import run_command  # noqa: E402
 from fer.options import ArgumentParser, add_arguments, from_args  # noqa: E402
 from fer.training import TrainConfig  # noqa: E402
 
@@ -156,13 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("jax").setLevel(logging.WARNING)  # not its search for a TPU
-    try:
-        {"pack": run_pack, "train": run_train, "bench": run_bench, "reassemble": run_reassemble,
-         "record": run_record}[args.command](args)
-    except FerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    action = {"pack": run_pack, "train": run_train, "bench": run_bench, "reassemble": run_reassemble,
+              "record": run_record}[args.command]
+    return run_command(lambda: action(args))
 
 
 if __name__ == "__main__":
