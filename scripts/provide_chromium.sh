@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: provides Chromium for the browser tests (Debian's package, when missing and the
-# system package manager can install it), then runs the whole suite. Extra arguments go to pytest.
-#   pip install -r requirements-dev.txt && scripts/test.sh
+# Provides Chromium for the browser tests (Debian's package) when it is missing and the system package
+# manager can install it; otherwise says what to install. Part of the README's test command:
+#   pip install -r requirements-dev.txt && scripts/provide_chromium.sh && python -m pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
@@ -14,4 +14,3 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
     echo "Install it with your package manager (Debian/Ubuntu: sudo apt-get install chromium) to run them."
   fi
 fi
-exec python -m pytest "$@"

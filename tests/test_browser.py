@@ -15,7 +15,7 @@ from conftest import PHOTOS, REPO, needs_photos
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "test-artifacts"
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed: run the tests with scripts/test.sh, which installs it (Debian: apt-get install chromium)"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed: run scripts/provide_chromium.sh (the README's test command does), which installs it (Debian: apt-get install chromium)"),
 ]
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
 
