@@ -40,6 +40,7 @@ UNSUPPORTED = {  # TrainConfig options the device trainer leaves at their defaul
     "init_from": "warm restarts are trained here (train.py --init-from)",
     "strategy": "the device trainer uses one accelerator",
     "logical_cpus": "the device trainer uses one accelerator",
+    "teacher": "the pack carries no teacher scores (distil with train.py)",
 }
 
 

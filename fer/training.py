@@ -26,7 +26,7 @@ from fer.labels import NUM_CLASSES
 from fer.options import option, options
 
 if TYPE_CHECKING:  # fer.data reads images with OpenCV; the GPU trainer (fer.device) imports this module without it
-    from fer.data import Dataset
+    from fer.data import Dataset, Split
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ class TrainConfig:
     class_weight: str = option("sqrt", f"loss weight per class: {', '.join(CLASS_WEIGHT_MODES)} or JSON per "
                                        "class, e.g. '{\"disgust\": 4}'")
     oversample: float = option(0.0, "repeat rare classes up to this fraction of the largest class (0: off)")
+    teacher: str | None = option(None, "distil from a zoo model or 'ensemble' (of --teacher-zoo): its calibrated "
+                                       "scores on the training faces join the labels as soft targets", none="none")
+    teacher_zoo: str = option("model_zoo", "model zoo the --teacher is read from")
+    distill_weight: float = option(0.5, "with --teacher: the teacher's share of each target (the rest: the label)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_fraction: float = option(0.1, "seeded, stratified validation slice of train (checkpoint selection)")
     seed: int = option(0, "seed of the validation slice, shuffling, augmentation and initial weights")
@@ -110,6 +114,15 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"Unknown {name} {value!r}: use one of {', '.join(allowed)}.")
         class_weights(np.arange(NUM_CLASSES), self.class_weight)  # parses JSON weights, names the bad ones
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"--distill-weight {self.distill_weight}: use a share between 0 and 1.")
+        if self.teacher:
+            from fer.zoo import ensemble_members, resolve_model_path
+
+            if self.teacher == "ensemble":  # an unknown teacher is named now, not after the data is read
+                ensemble_members(Path(self.teacher_zoo))
+            else:
+                resolve_model_path(self.teacher, Path(self.teacher_zoo))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -134,9 +147,11 @@ def command_line(config: TrainConfig, data: str | None = None) -> str:
     return shlex.join(["python", "train.py", *words])
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, augmenter=None,
-                 shuffle: bool = False, seed: int = 0, oversample: float = 0.0, pipeline: str = "auto"):
-    """Batches of (float 0-255 faces (N,48,48,1), one-hot labels), augmented on the fly.
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, targets: np.ndarray | None = None,
+                 augmenter=None, shuffle: bool = False, seed: int = 0, oversample: float = 0.0,
+                 pipeline: str = "auto"):
+    """Batches of (float 0-255 faces (N,48,48,1), targets (N,7)), augmented on the fly. The targets are the
+    one-hot labels, or ``targets`` (soft targets of distillation, see ``distillation_targets``).
 
     ``pipeline``: ``tf`` (tf.data, augmenting in parallel with training), ``python`` (a
     ``keras.utils.PyDataset``, for backends without TensorFlow such as JAX on a GPU machine) or
@@ -148,14 +163,17 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
         pipeline = "tf" if keras.backend.backend() == "tensorflow" else "python"
     if pipeline not in ("tf", "python"):
         raise ConfigError(f"Unknown input pipeline {pipeline!r}: use tf, python or auto.")
+    if targets is None:
+        targets = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     if oversample > 0:
         idx = oversample_indices(labels, oversample, seed)
-        images, labels = images[idx], labels[idx]
+        images, targets = images[idx], targets[idx]
+    targets = np.asarray(targets, dtype=np.float32)
     if pipeline == "python":
-        return _array_batches_class()(images, labels, batch_size, augmenter=augmenter, shuffle=shuffle, seed=seed)
+        return _array_batches_class()(images, targets, batch_size, augmenter=augmenter, shuffle=shuffle, seed=seed)
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    ds = tf.data.Dataset.from_tensor_slices((images, targets))
     if shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -164,7 +182,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, aug
         x = tf.cast(x, tf.float32)[..., None]
         if augmenter is not None:
             x = tf.clip_by_value(augmenter(x, training=True), 0.0, 255.0)
-        return x, tf.one_hot(y, NUM_CLASSES)
+        return x, y
 
     return ds.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -176,28 +194,51 @@ def _array_batches_class():  # defined lazily: importing fer.training imports no
     class ArrayBatches(keras.utils.PyDataset):
         """Shuffled batches of in-memory faces, augmented with Keras layers on the active backend."""
 
-        def __init__(self, images, labels, batch_size, *, augmenter=None, shuffle=False, seed=0, **kwargs):
+        def __init__(self, images, targets, batch_size, *, augmenter=None, shuffle=False, seed=0, **kwargs):
             super().__init__(**kwargs)
-            self.images, self.labels, self.batch_size = images, labels, batch_size
+            self.images, self.targets, self.batch_size = images, targets, batch_size
             self.augmenter, self.shuffle = augmenter, shuffle
             self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(labels)) if shuffle else np.arange(len(labels))
+            self.order = self.rng.permutation(len(targets)) if shuffle else np.arange(len(targets))
 
         def __len__(self):
-            return -(-len(self.labels) // self.batch_size)
+            return -(-len(self.targets) // self.batch_size)
 
         def __getitem__(self, index):
             idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
             x = self.images[idx].astype(np.float32)[..., None]
             if self.augmenter is not None:
                 x = np.clip(keras.ops.convert_to_numpy(self.augmenter(x, training=True)), 0.0, 255.0)
-            return x, np.eye(NUM_CLASSES, dtype=np.float32)[self.labels[idx]]
+            return x, self.targets[idx]
 
         def on_epoch_end(self):
             if self.shuffle:
-                self.order = self.rng.permutation(len(self.labels))
+                self.order = self.rng.permutation(len(self.targets))
 
     return ArrayBatches
+
+
+TEACHER_FILE = "teacher_targets.npy"  # in a run folder: the teacher's scores on the training faces, for --resume
+
+
+def distillation_targets(config: TrainConfig, train: Split) -> np.ndarray:
+    """Soft targets (N,7) for knowledge distillation (Hinton et al., 2015): ``distill_weight`` of the teacher's
+    calibrated probabilities on the (unaugmented) training faces plus the rest of the one-hot label. The
+    teacher's scores are computed once and kept in the run folder."""
+    from fer.evaluation import score_calibrated
+
+    cached = config.run_dir / TEACHER_FILE
+    if cached.exists() and len(scores := np.load(cached)) == len(train.labels):
+        log.info("Teacher scores from %s", cached)
+    else:
+        log.info("Scoring %d training faces with the teacher %s", len(train.labels), config.teacher)
+        scores = score_calibrated(config.teacher, train.images, Path(config.teacher_zoo)).calibrated
+        np.save(cached, scores.astype(np.float32))
+    agreement = float((scores.argmax(1) == train.labels).mean())
+    log.info("Teacher agrees with %.1f%% of the training labels; its share of each target: %.2f",
+             100 * agreement, config.distill_weight)
+    onehot = np.eye(NUM_CLASSES, dtype=np.float32)[train.labels]
+    return (config.distill_weight * scores + (1 - config.distill_weight) * onehot).astype(np.float32)
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -382,7 +423,8 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     weights = class_weights(dataset.train.labels, config.class_weight)
     log.info("Class weights (%s): %s", config.class_weight, format_class_weights(weights))
     augmenter = build_augmenter(config.augment)
-    train_ds = make_dataset(dataset.train.images, dataset.train.labels, config.batch_size,
+    targets = distillation_targets(config, dataset.train) if config.teacher else None
+    train_ds = make_dataset(dataset.train.images, dataset.train.labels, config.batch_size, targets=targets,
                             augmenter=augmenter, shuffle=True, seed=config.seed, oversample=config.oversample)
     val_ds = make_dataset(dataset.val.images, dataset.val.labels, 256)
     steps_per_epoch = len(train_ds)

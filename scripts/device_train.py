@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     training = commands.add_parser(
         "train", help="on the device: train or --resume a run",
         description="train.py's options (fer.training.TrainConfig) and the device's. The data, --val-fraction "
-                    "and --seed are the pack's; --weights, --init-from, --strategy and --logical-cpus are refused.")
+                    "and --seed are the pack's; --weights, --init-from, --strategy, --logical-cpus and --teacher "
+                    "are refused.")
     add_arguments(training, TrainConfig)
     add_arguments(training, DeviceConfig)
     training.add_argument("--resume", action="store_true", help="continue runs/<name>/ on this machine")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, synthetic_faces
 from fer.data import Dataset, Split
-from fer.errors import ConfigError, TrainingError
+from fer.errors import ConfigError, FerError, TrainingError
 from fer.training import TrainConfig, fit, make_dataset
 
 
@@ -212,3 +212,50 @@ def test_command_line_round_trips_through_train_py():
     assert command[:2] == ["python", "train.py"]
     assert train.parse_args(command[2:])[0] == config
     assert shlex.split(command_line(TrainConfig()))[2:] == ["--arch", "custom_cnn", "--data", "../shared/fer2013"]
+
+
+def test_pipeline_carries_soft_targets_through_oversampling():
+    x, y = synthetic_faces(3)
+    soft = np.full((len(y), 7), 1 / 7, np.float32)
+    soft[np.arange(len(y)), y] += 0.5
+    for pipeline in ("tf", "python"):
+        ds = make_dataset(x, y, 64, targets=soft, oversample=1.0, pipeline=pipeline)
+        _, yb = ds[0] if pipeline == "python" else next(iter(ds))
+        np.testing.assert_allclose(np.asarray(yb)[:len(y)], soft, rtol=1e-6)
+
+
+def test_distillation_mixes_the_teachers_calibrated_scores_with_the_labels(app_zoo, tmp_path):
+    """--teacher: targets = w * teacher's calibrated scores + (1 - w) * one-hot label, scored once per run; a
+    run with a teacher trains; an unknown teacher or a share outside [0, 1] is refused before anything starts."""
+    from fer.evaluation import score_calibrated
+    from fer.training import TEACHER_FILE, distillation_targets
+
+    dataset = _dataset(n_train=6, n_val=2)
+    config = TrainConfig(output=str(tmp_path), epochs=1, batch_size=16, teacher="alpha", teacher_zoo=str(app_zoo),
+                         distill_weight=0.3)
+    config.validate()
+    config.run_dir.mkdir(parents=True)
+    targets = distillation_targets(config, dataset.train)
+    teacher = score_calibrated("alpha", dataset.train.images, app_zoo).calibrated
+    onehot = np.eye(7)[dataset.train.labels]
+    np.testing.assert_allclose(targets, 0.3 * teacher + 0.7 * onehot, atol=1e-5)
+    np.testing.assert_allclose(targets.sum(1), 1, atol=1e-5)
+    assert (targets.argmax(1) == dataset.train.labels).all()  # 0.7 of the label outweighs any teacher
+
+    np.save(config.run_dir / TEACHER_FILE, np.eye(7, dtype=np.float32)[np.zeros(len(dataset.train.labels), int)])
+    cached = distillation_targets(config, dataset.train)  # --resume reads the scores it saved
+    np.testing.assert_allclose(cached[:, 0], 0.3 + 0.7 * (dataset.train.labels == 0), atol=1e-6)
+
+    fit(config, dataset, resume=True)  # trains on the soft targets
+    assert len(open(config.run_dir / "history.csv").readlines()) == 2
+
+    ensemble = TrainConfig(output=str(tmp_path), name="student", teacher="ensemble", teacher_zoo=str(app_zoo),
+                           distill_weight=1.0)
+    ensemble.validate()
+    ensemble.run_dir.mkdir()
+    np.testing.assert_allclose(distillation_targets(ensemble, dataset.train),
+                               score_calibrated("ensemble", dataset.train.images, app_zoo).calibrated, atol=1e-5)
+    with pytest.raises(FerError, match="No model named 'gamma'"):
+        TrainConfig(teacher="gamma", teacher_zoo=str(app_zoo)).validate()
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        TrainConfig(teacher="alpha", teacher_zoo=str(app_zoo), distill_weight=1.5).validate()
