@@ -1,13 +1,18 @@
 """Gradio demo: find every face in a photo and score seven emotions with the zoo's models.
 
     python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
+    python app.py --mcp    # and an MCP server at /gradio_api/mcp/ with three tools: classify_faces,
+                           # compare_models, list_models (the named API endpoints; UI handlers are private)
 
 This file only wires Gradio components to library calls; everything it shows is computed in ``fer``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import tempfile
+from pathlib import Path
 
 from fer.logs import quiet_tensorflow, verbose_requested
 
@@ -30,9 +35,12 @@ from fer.render import (  # noqa: E402
     leaderboard_rows,
     side_by_side,
     sorted_scores,
+    timeline_figure,
     verdict,
+    video_summary,
 )
-from fer.zoo import default_zoo_dir, list_entries, read_manifest  # noqa: E402
+from fer.video import VIDEO_DETECTOR, analyze_video, probe_video  # noqa: E402
+from fer.zoo import default_zoo_dir, list_entries, read_manifest, summarize_zoo  # noqa: E402
 
 ENTRIES = list_entries()
 RECOGNIZER = Recognizer.from_zoo()  # models load once, at start-up
@@ -131,16 +139,46 @@ def live(frame, model: str, detector: str):
     return annotate(result, model, selected=largest), sorted_scores(result.faces[largest], model)
 
 
-def predict_api(image: FileData, model: str = DEFAULT_MODEL, detector: str = DEFAULT_DETECTOR) -> list[dict]:
-    """Find every face in a photo and score seven emotions with one model.
+# A clip's cost is bounded: longer clips are refused, and at most VIDEO_MAX_FRAMES frames are scored. One clip
+# is analysed at a time (the "video" concurrency group), so clips never take the photo tab's workers.
+VIDEO_MAX_SECONDS = float(os.environ.get("FER_VIDEO_MAX_SECONDS", "120"))
+VIDEO_MAX_FRAMES = int(os.environ.get("FER_VIDEO_MAX_FRAMES", "300"))
+CLIP_OUTPUTS = tempfile.TemporaryDirectory(prefix="fer_video_")  # removed when the app stops
+
+
+def analyze_clip(clip, model: str, detector: str, frames_per_second: float,
+                 progress=gr.Progress()):  # noqa: B008 (Gradio finds its progress bar by this default)
+    """UI handler of the Video tab: the faces' timelines, one line per face (its dominant emotion) and the CSV
+    (one row per face per sampled frame)."""
+    if clip is None:
+        raise gr.Error("Upload a video clip first.")
+    try:
+        info = probe_video(clip)
+        if info.duration_s > VIDEO_MAX_SECONDS:
+            raise gr.Error(f"The clip is {info.duration_s:.0f} s long; this demo takes clips of up to "
+                           f"{VIDEO_MAX_SECONDS:.0f} s: cut it shorter, or run python -m fer video on it.")
+        result = analyze_video(clip, RECOGNIZER, model, fps=frames_per_second, detector=detector,
+                               max_frames=VIDEO_MAX_FRAMES,
+                               progress=lambda done, total: progress((done, total), desc="frames", unit="frames"))
+    except FerError as e:
+        raise gr.Error(str(e)) from None
+    # Gradio copies the file into its own cache (emptied by delete_cache); this copy goes when the app stops.
+    csv_path = result.write_csv(Path(tempfile.mkdtemp(dir=CLIP_OUTPUTS.name)) / f"{Path(clip).stem}_faces.csv")
+    return timeline_figure(result), video_summary(result), str(csv_path)
+
+
+# The three functions below are the named API endpoints and, with --mcp, the MCP tools (named after the
+# functions); their docstrings are the tools' descriptions, so they say what an agent must pass and gets back.
+def classify_faces(image: FileData, model: str = DEFAULT_MODEL, detector: str = DEFAULT_DETECTOR) -> list[dict]:
+    """Find every face in a photo and score seven facial expressions (the FER-2013 labels) with one model of the zoo; an expression is not a feeling.
 
     Args:
-        image: the photo (JPEG, PNG, WebP, BMP or GIF).
-        model: a zoo model's name, or "ensemble" when the zoo has two or more models.
+        image: the photo (JPEG, PNG, WebP, BMP or GIF, at most 25 MB): an http(s) URL, or a data URL such as "data:image/jpeg;base64,...".
+        model: a model's name from list_models; "ensemble" (the default when the zoo has two or more models) averages them all.
         detector: the face detector, "mtcnn" (default: accurate, levels tilted faces) or "haar" (fast).
 
     Returns:
-        One item per face, in reading order (rows top to bottom, left to right): {"box": [x, y, w, h] in the photo's pixels, "detector": the detector's name, "confidence": the detector's confidence that it is a face (null: the detector gives none), "scores": {emotion: calibrated probability}, "uncertain": whether the top score is below the model's validated threshold (null: the model has none)}.
+        One item per face, in reading order (rows top to bottom, left to right); an empty list when no face is found: {"box": [x, y, w, h] in the photo's pixels, "detector": the detector's name, "confidence": the detector's confidence that it is a face (null: the detector gives none), "scores": {emotion: calibrated probability, the seven summing to 1}, "uncertain": whether the top score is below the model's validated threshold, so the answer should be reported as uncertain (null: the model has none)}.
     """
     try:
         result = RECOGNIZER.predict(image["path"], models=[model], detector=detector)
@@ -150,11 +188,11 @@ def predict_api(image: FileData, model: str = DEFAULT_MODEL, detector: str = DEF
              "scores": f.scores[model], "uncertain": f.uncertain[model]} for f in result.faces]
 
 
-def compare_api(image: FileData, detector: str = DEFAULT_DETECTOR) -> list[dict]:
-    """Find every face in a photo and score seven emotions with every model of the zoo (and the ensemble).
+def compare_models(image: FileData, detector: str = DEFAULT_DETECTOR) -> list[dict]:
+    """Find every face in a photo and score seven facial expressions with every model of the zoo (and the ensemble), to see where the models agree.
 
     Args:
-        image: the photo (JPEG, PNG, WebP, BMP or GIF).
+        image: the photo (JPEG, PNG, WebP, BMP or GIF, at most 25 MB): an http(s) URL, or a data URL such as "data:image/jpeg;base64,...".
         detector: the face detector, "mtcnn" (default: accurate, levels tilted faces) or "haar" (fast).
 
     Returns:
@@ -167,12 +205,23 @@ def compare_api(image: FileData, detector: str = DEFAULT_DETECTOR) -> list[dict]
     return [{"detector": result.detector, **f.to_dict()} for f in result.faces]
 
 
+def list_models() -> list[dict]:
+    """List the models of the zoo that classify_faces and compare_models can use, to choose one.
+
+    Returns:
+        One item per model: {"name": what to pass as classify_faces' model, "architecture": the network (for the ensemble: what it averages), "test_accuracy": accuracy on the FER-2013 test split (null: not measured), "test_macro_f1": macro-averaged F1 on it (null: not measured), "temperature": the calibration temperature its scores are divided by (null: uncalibrated), "uncertain_threshold": the top score below which a face is called uncertain (null: none), "members": the models the ensemble averages (null for the others)}.
+    """
+    served = set(MODELS)
+    return [m.to_dict() for m in summarize_zoo() if m.name in served]
+
+
 CSS = """
 #annotated img, #photo-input img { object-fit: contain; }
 #crops .thumbnail-item { max-width: 96px; }
 """
 
-with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
+# delete_cache: uploads and results older than an hour leave Gradio's cache (checked hourly).
+with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo", delete_cache=(3600, 3600)) as demo:
     gr.Markdown("# Facial emotion recognition\nUpload a photo, take one with the webcam or paste one: every face "
                 "is found and scored for seven emotions by models trained on FER-2013. A facial expression "
                 "is not a feeling; see the model cards for limits.")
@@ -221,6 +270,25 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                 live_detector = gr.Dropdown(DETECTOR_NAMES, value=DEFAULT_DETECTOR, label="Face detector")
                 live_img = gr.Image(label="Faces", interactive=False)
                 live_scores = gr.Label(num_top_classes=7, label="Largest face", elem_id="live-scores")
+    with gr.Tab("Video"):
+        gr.Markdown(f"Upload a clip: faces are found in the sampled frames, each person is followed with one id "
+                    f"(a cut starts new ids) and scored over time. Clips up to {VIDEO_MAX_SECONDS:.0f} s and 25 MB; "
+                    f"at most {VIDEO_MAX_FRAMES} frames are scored, one clip at a time (others wait in the queue).")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                clip_in = gr.Video(sources=["upload"], label="Clip", elem_id="video-input", height=280)
+                with gr.Row():
+                    clip_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", min_width=140)
+                    clip_detector = gr.Dropdown(DETECTOR_NAMES, value=VIDEO_DETECTOR, label="Face detector",
+                                                min_width=110, info="haar: fast; mtcnn: accurate, slower")
+                clip_fps = gr.Slider(1, 25, value=5, step=1, label="Frames scored per second of video")
+                clip_btn = gr.Button("Analyze the clip", variant="primary", elem_id="analyze-video")
+            with gr.Column(scale=1, min_width=320):
+                clip_summary = gr.Markdown(elem_id="video-summary")
+                clip_csv = gr.File(label="Every face in every sampled frame (CSV)", elem_id="video-csv")
+        clip_plot = gr.Plot(label="Scores over time, one panel per face", elem_id="video-timeline")
+        clip_btn.click(analyze_clip, [clip_in, clip_model, clip_detector, clip_fps], [clip_plot, clip_summary, clip_csv],
+                       concurrency_limit=1, concurrency_id="video", api_visibility="private")
     with gr.Tab("Model zoo"):
         headers, rows = leaderboard_rows(ENTRIES)
         evaluated = ", ".join(sorted({f"{e.test.split}, {e.test.n:,} faces" for e in ENTRIES}))
@@ -255,14 +323,19 @@ with gr.Blocks(title="Facial emotion recognition: FER-2013 model zoo") as demo:
                    api_visibility="private")
 
     # Named API endpoints, typed from the functions' signatures (see the README for a gradio_client snippet).
-    gr.api(predict_api, api_name="predict")
-    gr.api(compare_api, api_name="compare")
+    gr.api(classify_faces, api_name="predict")
+    gr.api(compare_models, api_name="compare")
+    gr.api(list_models, api_name="models")
 
 # Requests beyond the queue get a "queue is full" answer at once instead of waiting without end.
 demo.queue(max_size=int(os.environ.get("FER_MAX_QUEUE", "64")),
            default_concurrency_limit=int(os.environ.get("FER_CONCURRENCY", "2")))
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="The facial emotion recognition demo.")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the API as MCP tools at /gradio_api/mcp/ (default: GRADIO_MCP_SERVER decides)")
+    args = parser.parse_args()
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), max_file_size="25mb", show_error=True,
-                css=CSS,
+                css=CSS, mcp_server=True if args.mcp else None,
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

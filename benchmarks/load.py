@@ -35,12 +35,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(env: dict | None = None, log_path: Path | None = None, timeout: float = 180) -> Iterator[tuple[str, int]]:
-    """app.py on a free local port; yields (url, pid) once it accepts connections, stops it after."""
+def serve_app(env: dict | None = None, log_path: Path | None = None, timeout: float = 180,
+              args: list[str] | None = None) -> Iterator[tuple[str, int]]:
+    """app.py (with command-line ``args``) on a free local port; yields (url, pid) once it accepts connections,
+    stops it after."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), *(args or [])], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + timeout

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer evaluate | predict | zoo``.
+"""Command line: ``python -m fer evaluate | predict | video | zoo``.
 
 Results go to stdout (with ``--json``, exactly one JSON document); logs go to stderr.
 """
@@ -141,6 +141,56 @@ def _predict(args: argparse.Namespace) -> int:
             for model, scores in face["scores"].items():
                 ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
                 print(f"    {model:12s} " + "  ".join(f"{e} {p:.2f}" for e, p in ranked))
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from fer.faces import detector_spec
+    from fer.inference import Recognizer
+    from fer.render import timeline_figure, video_summary, write_annotated_video
+    from fer.video import VIDEO_DETECTOR, analyze_video, probe_video
+    from fer.zoo import list_entries
+
+    args.detector = args.detector or VIDEO_DETECTOR
+    detector_spec(args.detector)  # an unknown detector or an unreadable clip fails before any model loads
+    info = probe_video(args.clip)
+    local = [e.name for e in list_entries()]
+    wanted = args.model or (local[0] if local else None)
+    # Only the model asked for is loaded (the ensemble, or a model only the manifest names, loads them all).
+    recognizer = Recognizer.from_zoo(names=[wanted] if wanted in local else None)
+    model = recognizer.resolve(wanted or recognizer.model_names[0])[0]
+    out = Path(args.out or f"{Path(args.clip).stem}_emotions")
+    out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("fer").info("%s: %dx%d, %.1f fps, %d frames; writing to %s", args.clip, info.width, info.height,
+                                  info.fps, info.frame_count, out)
+    with tqdm(desc="frames", unit="frame") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = analyze_video(args.clip, recognizer, model, every=args.every, fps=args.fps, detector=args.detector,
+                               detect_every=args.detect_every, detect_side=args.detect_side,
+                               max_frames=args.max_frames, progress=progress)
+    result.write_csv(out / "faces.csv")
+    (out / "summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    import matplotlib.pyplot as plt
+
+    for face_id in result.face_ids:
+        figure = timeline_figure(result, [face_id])
+        figure.savefig(out / f"timeline_face_{face_id}.png", dpi=100)
+        plt.close(figure)
+    if args.annotate:
+        write_annotated_video(result, out / "annotated.webm")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(video_summary(result).replace("**", ""))
+        print(f"Wrote {out}/: faces.csv, summary.json, {len(result.face_ids)} timeline_face_N.png"
+              + (", annotated.webm" if args.annotate else ""))
     return 0
 
 
@@ -290,6 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stream results to this CSV (one row per face and model); rerun to resume")
     pr.set_defaults(func=_predict)
 
+    vi = sub.add_parser("video", help="follow every face through a video clip and score it over time",
+                        description="Samples frames, finds faces, follows each with an IoU tracker (one id per "
+                                    "person; a cut starts new ids) and scores them in batches. Writes to --out: "
+                                    "faces.csv (one row per face per sampled frame), summary.json (the dominant "
+                                    "emotion per face), timeline_face_N.png, and with --annotate annotated.webm.")
+    vi.add_argument("clip", help="the video file (.mp4, .webm, .mov, .avi, .mkv: whatever OpenCV's FFmpeg reads)")
+    vi.add_argument("--model", default=None, help="a zoo name or ensemble (default: the zoo's first model)")
+    sampling = vi.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=None, metavar="N", help="score every N-th frame (default: 1)")
+    sampling.add_argument("--fps", type=float, default=None, metavar="F", help="score about F frames per second")
+    vi.add_argument("--out", default=None, metavar="DIR", help="output folder (default: CLIP-NAME_emotions)")
+    vi.add_argument("--detector", default=None, metavar="NAME",
+                    help="face detector: haar (the default for video: fast) or mtcnn (accurate, 2-5x slower)")
+    vi.add_argument("--detect-every", type=int, default=1, metavar="K",
+                    help="detect faces on every K-th sampled frame only and keep the tracked boxes in between "
+                         "(default 1: every sampled frame)")
+    vi.add_argument("--detect-side", type=int, default=None, metavar="PX",
+                    help="shrink frames to this longest side for detection only (default: the detector's own)")
+    vi.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N sampled frames")
+    vi.add_argument("--annotate", action="store_true", help="also write the clip with boxes, ids and emotions")
+    vi.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    vi.set_defaults(func=_video)
+
     zoo = sub.add_parser("zoo", help="the model zoo")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zl = zoo_sub.add_parser("list", help="list the zoo's models")
@@ -319,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_TENSORFLOW = {"evaluate", "predict", "export-tflite", "calibrate"}
+NEEDS_TENSORFLOW = {"evaluate", "predict", "video", "export-tflite", "calibrate"}
 
 
 def main(argv: list[str] | None = None) -> int:

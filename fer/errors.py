@@ -42,6 +42,10 @@ class DetectorError(FerError):
     """The face detector cannot be loaded."""
 
 
+class VideoError(FerError):
+    """A video cannot be read (missing, empty, corrupt), is outside what the pipeline accepts, or shows no face."""
+
+
 def run_command(action: Callable[[], object]) -> int:
     """The exit status of a command-line action: the int it returns (0 when it returns anything else), or 2
     after printing a FerError as one ``error: ...`` line on stderr."""

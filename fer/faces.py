@@ -252,12 +252,15 @@ def load_detector(name: str) -> Callable[[np.ndarray, int], list[Detection]]:
         return _built[name]
 
 
-def detect_faces(rgb: np.ndarray, detector: str = DEFAULT_DETECTOR, max_faces: int = 20) -> list[Detection]:
+def detect_faces(rgb: np.ndarray, detector: str = DEFAULT_DETECTOR, max_faces: int = 20,
+                 detect_side: int | None = None) -> list[Detection]:
     """Faces in an RGB image, largest first, found by ``detector`` (a name in DETECTORS) with its defaults;
-    boxes, eyes and scores refer to ``rgb``'s pixels whatever size the detector ran at."""
+    boxes, eyes and scores refer to ``rgb``'s pixels whatever size the detector ran at. ``detect_side``
+    overrides the detector's own working size (fer.video shrinks frames further for speed)."""
     spec = detector_spec(detector)
     height, width = rgb.shape[:2]
-    scale = min(1.0, spec.detect_side / max(height, width)) if spec.detect_side else 1.0
+    detect_side = detect_side or spec.detect_side
+    scale = min(1.0, detect_side / max(height, width)) if detect_side else 1.0
     small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                                                 interpolation=cv2.INTER_AREA)
     min_side = max(spec.min_face_pixels, int(spec.min_face_fraction * min(small.shape[:2])))

@@ -3,6 +3,8 @@ not), where the models disagree, comparison charts, the leaderboard."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -20,24 +22,30 @@ def annotate(result: ImageResult, model: str, selected: int | None = None) -> np
     """The image with each face's box, number and top emotion under ``model`` drawn on it; the face at
     index ``selected`` is drawn with a thick yellow outline."""
     image = result.image.copy()
-    thickness = max(2, round(max(image.shape[:2]) / 400))
-    scale = max(0.5, max(image.shape[:2]) / 1000)
+    thickness = max(2, round(max(image.shape[:2]) / 400))  # draw_label's
     for i, face in enumerate(result.faces):
         if face.box is None:
             continue
-        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
         b = face.box
         if i == selected:
             cv2.rectangle(image, (b.x - thickness, b.y - thickness), (b.x + b.w + thickness, b.y + b.h + thickness),
                           SELECTED_COLOUR, 3 * thickness)
-        cv2.rectangle(image, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
-        text = f"{i + 1}: {face_label(face, model)}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        y = max(b.y, th + base + 2)
-        cv2.rectangle(image, (b.x, y - th - base - 2), (b.x + tw + 4, y), colour, -1)
-        cv2.putText(image, text, (b.x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
-                    cv2.LINE_AA)
+        draw_label(image, b, f"{i + 1}: {face_label(face, model)}", i)
     return image
+
+
+def draw_label(image: np.ndarray, box, text: str, colour_index: int) -> None:
+    """Draw ``box`` and a ``text`` tag above it onto the RGB ``image`` in place, in the colour ``colour_index``
+    picks (the same colour for the same face number or id)."""
+    thickness = max(2, round(max(image.shape[:2]) / 400))
+    scale = max(0.5, max(image.shape[:2]) / 1000)
+    colour = BOX_COLOURS[colour_index % len(BOX_COLOURS)]
+    b = box
+    cv2.rectangle(image, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    y = max(b.y, th + base + 2)
+    cv2.rectangle(image, (b.x, y - th - base - 2), (b.x + tw + 4, y), colour, -1)
+    cv2.putText(image, text, (b.x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
 
 
 def face_label(face: Face, model: str) -> str:
@@ -164,3 +172,77 @@ def side_by_side(images: list[np.ndarray], captions: list[str], gap: int = 8) ->
         tiles.append(tile)
         tiles.append(np.full((h + 28, gap, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def timeline_figure(result, face_ids: list[int] | None = None, max_faces: int = 8):
+    """The seven scores of each face over time, one panel per face (a fer.video.VideoResult; ``face_ids``
+    picks faces, by default the ``max_faces`` seen in the most sampled frames, in order of id)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summaries = result.summaries()
+    if face_ids is None:
+        face_ids = sorted(s.face_id for s in sorted(summaries, key=lambda s: -s.samples)[:max_faces])
+    dominant = {s.face_id: s.dominant for s in summaries}
+    fig, axes = plt.subplots(len(face_ids), 1, figsize=(8.5, 0.6 + 2.2 * len(face_ids)), sharex=True, squeeze=False)
+    for ax, face_id in zip(axes[:, 0], face_ids):
+        samples = result.samples_of(face_id)
+        times = [s.time_s for s in samples]
+        for emotion in EMOTIONS:
+            ax.plot(times, [s.scores[emotion] for s in samples], marker="." if len(samples) < 30 else None,
+                    label=emotion, linewidth=2.2 if emotion == dominant[face_id] else 1.0)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"Face {face_id}: mostly {dominant[face_id]} ({_frames(len(samples))}, {result.model})", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def video_summary(result) -> str:
+    """Markdown: one line per face of a fer.video.VideoResult, with when it was seen and its dominant emotion."""
+    lines = [f"{len(result.face_ids)} face(s) in {len(result.frames)} sampled frames ({result.detector} detector, "
+             f"{result.model})" + (f", {len(result.cuts)} cut(s)" if result.cuts else "")
+             + (" — **stopped at the frame limit**" if result.truncated else "") + "."]
+    for s in result.summaries():
+        lines.append(f"- Face {s.face_id}: **{s.dominant}** (mean {s.mean_scores[s.dominant]:.2f}), seen "
+                     f"{s.first_s:.1f}-{s.last_s:.1f} s in {_frames(s.samples)}")
+    return "\n".join(lines)
+
+
+def write_annotated_video(result, out: str | Path) -> Path:
+    """The clip of a fer.video.VideoResult again, with each face's box, id and top emotion drawn on it (a
+    sampled frame's faces stay on screen until the next sampled frame), as VP8 WebM, which browsers play."""
+    from fer.errors import VideoError
+    from fer.video import read_frames
+
+    out = Path(out).with_suffix(".webm")
+    by_frame: dict[int, list] = {}
+    for sample in result.samples:
+        by_frame.setdefault(sample.frame, []).append(sample)
+    sampled_frames = set(result.frames)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), result.info.fps,
+                             (result.info.width, result.info.height))
+    if not writer.isOpened():
+        raise VideoError(f"Could not write {out}: this OpenCV build has no VP8 encoder; leave out --annotate.")
+    shown: list = []
+    try:
+        for frame in read_frames(result.source, max_side=max(result.info.width, result.info.height)):
+            if frame.index in sampled_frames:
+                shown = by_frame.get(frame.index, [])
+            image = frame.rgb.copy()
+            for sample in shown:
+                emotion, p = sample.top
+                draw_label(image, sample.box, f"{sample.face_id}: {emotion} {p:.0%}", sample.face_id - 1)
+            writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return out
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame{'s' * (n != 1)}"

@@ -11,8 +11,8 @@ import numpy as np
 from fer.calibration import NUM_BINS, TARGET_ACCURACY, THRESHOLD_STEP, Calibration
 from fer.ensemble import ENSEMBLE
 from fer.evaluation import draw_confusion_matrix, plot_reliability
-from fer.labels import EMOTIONS
 from fer.export import training_cost
+from fer.labels import EMOTIONS
 from fer.zoo import ZooEntry
 
 RELIABILITY_FIGURE = "reliability.png"

@@ -15,13 +15,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fer.calibration import Calibration
-from fer.ensemble import ENSEMBLE, MIN_MEMBERS, ensemble_model
+from fer.ensemble import ENSEMBLE, MIN_MEMBERS, ensemble_model, has_ensemble
 from fer.errors import UnknownModelError, ZooError
 from fer.metrics import EvaluationResult
 
@@ -212,6 +210,44 @@ def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None
     calibration = Calibration.from_dict({k: v for k, v in record.items() if k != "members"})
     verify_calibration(ENSEMBLE, calibration, ensemble_binding(record["members"]))
     return calibration
+
+
+@dataclass
+class ModelSummary:
+    """What choosing a model needs: its architecture, test accuracy and macro F1 (None: not measured), and
+    its calibration, the temperature its scores are divided by and the top score below which a face is
+    called uncertain (None: uncalibrated). ``members``: the models the ensemble averages (None otherwise)."""
+
+    name: str
+    architecture: str
+    test_accuracy: float | None
+    test_macro_f1: float | None
+    temperature: float | None
+    uncertain_threshold: float | None
+    members: list[str] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize_zoo(zoo_dir: Path | None = None) -> list[ModelSummary]:
+    """One summary per model in the manifest, then the ensemble when there are MIN_MEMBERS models or more (its
+    accuracy and threshold from its verified calibration, when it has one)."""
+    summaries = []
+    for name, record in read_manifest(zoo_dir).items():
+        calibration = record.get("calibration") or {}
+        summaries.append(ModelSummary(name, record["architecture"], record["metrics"]["accuracy"],
+                                      record["metrics"]["macro_f1"], calibration.get("temperature"),
+                                      calibration.get("uncertain_threshold")))
+    members = [s.name for s in summaries]
+    if has_ensemble(members):
+        calibration = read_ensemble_calibration(zoo_dir)
+        test = calibration.test if calibration else None
+        summaries.append(ModelSummary(ENSEMBLE, f"mean of {len(members)} models' calibrated probabilities",
+                                      test.calibrated.accuracy if test else None, None,
+                                      calibration.temperature if calibration else None,
+                                      calibration.uncertain_threshold if calibration else None, members))
+    return summaries
 
 
 def push_entry(name: str, repo_id: str, zoo_dir: Path | None = None, token: str | None = None):

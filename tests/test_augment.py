@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from fer.errors import ConfigError
 from fer.augment import AugmentConfig, build_augmenter, class_weights, oversample_indices
+from fer.errors import ConfigError
 
 
 def test_balanced_weights_match_scikit_learn():

@@ -4,8 +4,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from fer.evaluation import plot_confusion_matrix
-from fer.metrics import EvaluationResult, compute_metrics
 from fer.labels import EMOTIONS
+from fer.metrics import EvaluationResult, compute_metrics
 
 
 def test_metrics_match_scikit_learn_on_known_predictions():

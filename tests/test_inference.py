@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import PHOTOS, needs_photos, synthetic_faces
-from fer.errors import UnknownModelError
 from fer.ensemble import ENSEMBLE
+from fer.errors import UnknownModelError
 from fer.inference import Recognizer
 from fer.labels import EMOTIONS
 from fer.models import ARCHITECTURES, build_model, with_tta

@@ -23,7 +23,7 @@ def _modules_loaded_by(statement: str, env: dict | None = None) -> set[str]:
 
 
 @pytest.mark.parametrize("statement", ["import fer.inference", "import fer.zoo", "import fer.render",
-                                       "import fer.explain"])
+                                       "import fer.explain", "import fer.video"])
 def test_the_read_side_loads_no_training_module(statement):
     loaded = _modules_loaded_by(statement)
     assert not loaded & set(TRAINING_SIDE), f"{statement} loads {sorted(loaded & set(TRAINING_SIDE))}"

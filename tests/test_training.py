@@ -188,7 +188,6 @@ def test_init_from_starts_from_an_exported_entry_and_refuses_another_architectur
     model = build_model("custom_cnn")
     load_initial_weights(model, str(app_zoo / "alpha"))
     x = synthetic_faces(1)[0][..., None].astype("float32")
-    from fer.zoo import load_model
 
     from fer.zoo import load_network
 
