@@ -274,7 +274,7 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.ensemble import has_ensemble
-    from fer.report import calibration_table, markdown_table, write_report
+    from fer.report import calibration_table, cost_table, markdown_table, write_report
     from fer.zoo import default_zoo_dir, list_entries, read_ensemble_calibration
 
     entries = list_entries()
@@ -282,7 +282,7 @@ def _zoo_report(args: argparse.Namespace) -> int:
         raise ZooError("The zoo is empty: train a model with train.py.")
     ensemble = read_ensemble_calibration() if has_ensemble([e.name for e in entries]) else None
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble)
-    print(markdown_table(entries) + "\n\n" + calibration_table(entries, ensemble))
+    print(markdown_table(entries) + "\n\n" + calibration_table(entries, ensemble) + "\n\n" + cost_table(entries))
     logging.getLogger("fer").info("Wrote %s", path)
     return 0
 

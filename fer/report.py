@@ -4,6 +4,7 @@ diagrams), all read from the entries' metrics.json and the manifest (the ensembl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,14 @@ import numpy as np
 from fer.calibration import NUM_BINS, TARGET_ACCURACY, THRESHOLD_STEP, Calibration
 from fer.ensemble import ENSEMBLE
 from fer.evaluation import draw_confusion_matrix, plot_reliability
-from fer.export import training_cost
+from fer.export import DEFAULT_HARDWARE, earlier_cycles, training_cost
 from fer.labels import EMOTIONS
 from fer.zoo import ZooEntry
 
 RELIABILITY_FIGURE = "reliability.png"
+COST_FIGURE = "accuracy_per_hour.png"
+COST_MILESTONES = (0.60, 0.65)
+"""The cost table gives the training hours each model took to first reach these validation accuracies."""
 
 
 def markdown_table(entries: list[ZooEntry]) -> str:
@@ -69,6 +73,81 @@ def plot_calibration(entries: list[ZooEntry], ensemble: Calibration | None, path
     return bool(panels)
 
 
+@dataclass
+class TrainingCurve:
+    """Validation accuracy after each epoch of an entry's last training cycle, against the training hours
+    spent so far (``start_hours``: earlier cycles of a warm restart, whose epochs history.csv does not hold)."""
+
+    name: str
+    hours: np.ndarray
+    val_accuracy: np.ndarray
+    start_hours: float
+
+    @classmethod
+    def of(cls, entry: ZooEntry) -> TrainingCurve | None:
+        from fer.training import read_history
+
+        rows = [r for r in read_history(entry.path / "history.csv") if r.get("val_accuracy") and r.get("epoch_seconds")]
+        if not rows:
+            return None
+        start = sum(c.get("train_seconds", 0) for c in earlier_cycles(entry.metrics)) / 3600
+        hours = start + np.cumsum([float(r["epoch_seconds"]) for r in rows]) / 3600
+        return cls(entry.name, hours, np.array([float(r["val_accuracy"]) for r in rows]), start)
+
+    def hours_to(self, accuracy: float) -> float | None:
+        """Training hours until validation accuracy first reached ``accuracy`` (None: never in this cycle, or
+        already before it)."""
+        reached = np.flatnonzero(self.val_accuracy >= accuracy)
+        if not len(reached) or (self.start_hours and reached[0] == 0):
+            return None
+        return float(self.hours[reached[0]])
+
+
+def cost_table(entries: list[ZooEntry]) -> str:
+    """Per entry: its recipe's cost and what it bought on the validation slice (the test split plays no part)."""
+    head = ["model", "trained on", "epochs", "hours", "best validation accuracy",
+            *[f"hours to {a:.2f}" for a in COST_MILESTONES], "best validation accuracy in the first hour"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for entry in entries:
+        curve = TrainingCurve.of(entry)
+        if curve is None:
+            continue
+        epochs, seconds = training_cost(entry.metrics)
+        first_hour = curve.val_accuracy[curve.hours <= 1.0] if not curve.start_hours else []
+        rate = f"{first_hour.max():.4f}" if len(first_hour) else "-"
+        milestones = [curve.hours_to(a) for a in COST_MILESTONES]
+        cells = [f"`{entry.name}`", entry.metrics.get("trained_on", DEFAULT_HARDWARE), str(epochs), f"{seconds / 3600:.2f}",
+                 f"{curve.val_accuracy.max():.4f}", *[f"{h:.2f}" if h is not None else "-" for h in milestones],
+                 rate]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_training_cost(entries: list[ZooEntry], path: Path) -> bool:
+    """Validation accuracy against training hours, one line per entry (False: no entry has a history)."""
+    curves = [c for c in map(TrainingCurve.of, entries) if c is not None]
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for curve in curves:
+        label = curve.name + (f" (cycle from {curve.start_hours:.1f} h)" if curve.start_hours else "")
+        ax.plot(curve.hours, curve.val_accuracy, marker=".", label=label)
+    ax.set_xlabel("training hours")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("What training time buys (validation slice, each epoch)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def plot_f1_heatmap(entries: list[ZooEntry], path: Path) -> None:
     import matplotlib
 
@@ -115,6 +194,13 @@ CALIBRATION_NOTE = (
     "with `python -m fer zoo calibrate all --data PATH`.")
 
 
+COST_NOTE = (
+    "What each recipe bought per hour of training, read from each entry's history.csv: validation accuracy "
+    "after each epoch (one view, no test-time augmentation; the test split plays no part). "
+    "A warm restart's history holds its last cycle: its curve starts after the earlier cycles' hours, and "
+    "milestones reached before it show as -.")
+
+
 def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None) -> Path:
     """Write REPORT.md with the tables and the figures into ``out_dir``; returns its path. ``ensemble``: the
     ensemble's calibration, if it has one."""
@@ -122,12 +208,15 @@ def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration |
     plot_f1_heatmap(entries, out_dir / "f1_per_class.png")
     plot_confusion_matrices(entries, out_dir / "confusion_matrices.png")
     drawn = plot_calibration(entries, ensemble, out_dir / RELIABILITY_FIGURE)
+    cost_drawn = plot_training_cost(entries, out_dir / COST_FIGURE)
     splits = sorted({entry.test.split for entry in entries})
     text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `python -m fer zoo report`.\n\n"
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
             "![confusion matrices](confusion_matrices.png)\n\n## Calibration\n\n" + CALIBRATION_NOTE + "\n\n"
             + calibration_table(entries, ensemble) + "\n"
             + (f"\n![reliability diagrams: accuracy against confidence, raw and calibrated]({RELIABILITY_FIGURE})\n"
-               if drawn else ""))
+               if drawn else "")
+            + (f"\n## Training cost\n\n{COST_NOTE}\n\n{cost_table(entries)}\n\n"
+               f"![validation accuracy against training hours]({COST_FIGURE})\n" if cost_drawn else ""))
     (out_dir / "REPORT.md").write_text(text)
     return out_dir / "REPORT.md"

@@ -173,13 +173,15 @@ def test_push_then_load_from_the_hub_with_the_real_client(entry, tmp_path, monke
 
 
 def test_readme_results_table_is_the_zoo_report():
-    """The README shows exactly what `python -m fer zoo report` prints for the shipped zoo."""
-    from fer.report import markdown_table
+    """The README shows exactly what `python -m fer zoo report` prints for the shipped zoo (results, cost)."""
+    from fer.report import cost_table, markdown_table
 
     entries = list_entries(REPO / "model_zoo")
     if not entries:
         pytest.skip("the zoo is empty")
-    assert markdown_table(entries) in (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert markdown_table(entries) in readme
+    assert cost_table(entries) in readme
 
 
 def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(entry, tmp_path):
@@ -231,3 +233,31 @@ def test_a_cycle_from_a_run_trained_elsewhere_and_stopped_early_says_so(tmp_path
     assert "2 training cycles of 22 (stopped early, of 30 planned), 2 epochs" in card
     assert "24 epochs, 0.24 h in all on one Example GPU and a 2-core CPU" in card
     assert "--epochs 30 --batch-size 256" in card
+
+
+def test_training_cost_reads_hours_and_milestones_from_the_history(tmp_path):
+    """Hours accumulate epoch_seconds; a warm restart's curve starts after its earlier cycles, and a milestone it
+    met in its first epoch (reached before this cycle) is not credited to it."""
+    from fer.report import TrainingCurve, cost_table
+    from fer.zoo import ZooEntry
+
+    def entry(name, rows, metrics):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.csv").write_text(
+            "epoch,epoch_seconds,val_accuracy\n" + "".join(f"{i},{s},{a}\n" for i, (s, a) in enumerate(rows)))
+        return ZooEntry(name, tmp_path / name, {"epochs": len(rows), "train_seconds": sum(s for s, _ in rows),
+                                                **metrics})
+
+    scratch = entry("scratch", [(1800, 0.50), (1800, 0.61), (3600, 0.66)], {})
+    curve = TrainingCurve.of(scratch)
+    np.testing.assert_allclose(curve.hours, [0.5, 1.0, 2.0])
+    assert (curve.hours_to(0.60), curve.hours_to(0.65), curve.hours_to(0.70)) == (1.0, 2.0, None)
+
+    warm = entry("warm", [(3600, 0.62), (3600, 0.66)], {"init": {"epochs": 10, "train_seconds": 7200}})
+    curve = TrainingCurve.of(warm)
+    np.testing.assert_allclose(curve.hours, [3.0, 4.0])
+    assert (curve.hours_to(0.60), curve.hours_to(0.65)) == (None, 4.0)
+
+    table = cost_table([scratch, warm])
+    assert "| `scratch` | a 2-core CPU | 3 | 2.00 | 0.6600 | 1.00 | 2.00 | 0.6100 |" in table
+    assert "| `warm` | a 2-core CPU | 12 | 4.00 | 0.6600 | - | 4.00 | - |" in table
