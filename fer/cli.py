@@ -15,10 +15,12 @@ from fer.options import ArgumentParser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fer.data import load_eval_split
+    from fer.data import load_dataset, load_eval_split
     from fer.evaluation import evaluate_scores, score_calibrated
 
-    split = load_eval_split(args.data)
+    # The validation slice is the one training selects checkpoints on (TrainConfig's val_fraction and seed).
+    split = load_dataset(args.data, val_fraction=args.val_fraction, seed=args.seed).val \
+        if args.split == "validation" else load_eval_split(args.data)
     logging.getLogger("fer").info("Evaluating %s on %d faces of %s", args.model, len(split), args.data)
     scores = score_calibrated(args.model, split.images)
     result = evaluate_scores(scores.calibrated, split)
@@ -325,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="zoo name, zoo entry folder, .keras or .tflite file")
     ev.add_argument("--data", required=True,
                     help="fer2013.csv (PrivateTest), a folder with train/ and test/ (test/), or an emotion-folder tree (whole)")
+    ev.add_argument("--split", choices=("test", "validation"), default="test",
+                    help="test (default), or validation: the seeded, stratified slice of train that training "
+                         "selects checkpoints on (decide what ships on it, never on test)")
+    ev.add_argument("--val-fraction", type=float, default=0.1, help="with --split validation: the slice's size")
+    ev.add_argument("--seed", type=int, default=0, help="with --split validation: the slice's seed")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     ev.set_defaults(func=_evaluate)
 

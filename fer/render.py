@@ -22,7 +22,7 @@ def annotate(result: ImageResult, model: str, selected: int | None = None) -> np
     """The image with each face's box, number and top emotion under ``model`` drawn on it; the face at
     index ``selected`` is drawn with a thick yellow outline."""
     image = result.image.copy()
-    thickness = max(2, round(max(image.shape[:2]) / 400))  # draw_label's
+    thickness = line_thickness(image)
     for i, face in enumerate(result.faces):
         if face.box is None:
             continue
@@ -34,10 +34,15 @@ def annotate(result: ImageResult, model: str, selected: int | None = None) -> np
     return image
 
 
+def line_thickness(image: np.ndarray) -> int:
+    """Box lines grow with the image, so that they stay visible on large photos."""
+    return max(2, round(max(image.shape[:2]) / 400))
+
+
 def draw_label(image: np.ndarray, box, text: str, colour_index: int) -> None:
     """Draw ``box`` and a ``text`` tag above it onto the RGB ``image`` in place, in the colour ``colour_index``
     picks (the same colour for the same face number or id)."""
-    thickness = max(2, round(max(image.shape[:2]) / 400))
+    thickness = line_thickness(image)
     scale = max(0.5, max(image.shape[:2]) / 1000)
     colour = BOX_COLOURS[colour_index % len(BOX_COLOURS)]
     b = box

@@ -254,6 +254,15 @@ def test_evaluate_json_reports_raw_and_calibrated_scores(bar_zoo, monkeypatch, c
     ensemble = json.loads(capsys.readouterr().out)["calibration"]
     assert set(ensemble["temperature"]) == {"x1", "x5"}
 
+    from fer.data import load_dataset
+
+    assert main(["evaluate", "--model", "x5", "--data", str(data), "--split", "validation", "--json"]) == 0
+    validation = json.loads(capsys.readouterr().out)
+    val = load_dataset(data, val_fraction=0.1, seed=0).val
+    assert validation["n"] == len(val.labels) != out["n"]
+    raw_val = predict_scores(load_model("x5", zoo, calibrated=False), val.images)
+    assert validation["accuracy"] == pytest.approx((raw_val.argmax(1) == val.labels).mean())
+
 
 def test_a_tampered_temperature_or_threshold_is_refused_like_tampered_weights(bar_zoo, monkeypatch, capsys,
                                                                               tmp_path):
