@@ -200,7 +200,7 @@ def _zoo_calibrate(args: argparse.Namespace) -> int:
     from fer.data import load_dataset
     from fer.ensemble import ENSEMBLE, has_ensemble
     from fer.export import calibrate_ensemble, calibrate_entry, common_validation_slice, validation_slice_of
-    from fer.zoo import default_zoo_dir, list_entries
+    from fer.zoo import default_zoo_dir, ensemble_members, list_entries
 
     zoo_dir = default_zoo_dir()
     names = [e.name for e in list_entries(zoo_dir)]
@@ -225,6 +225,8 @@ def _zoo_calibrate(args: argparse.Namespace) -> int:
         else:
             calibration = calibrate_entry(zoo_dir / name, dataset_for(*validation_slice_of(zoo_dir / name)))
         fitted[name] = _calibration_summary(calibration)
+        if name == ENSEMBLE:
+            fitted[name]["members"] = ensemble_members(zoo_dir)  # chosen on validation by calibrate_ensemble
         logging.getLogger("fer").info("%s: T = %.4f, uncertain below %.2f", name, calibration.temperature,
                                       calibration.uncertain_threshold)
     print(json.dumps(fitted, indent=2))
@@ -276,15 +278,17 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.ensemble import has_ensemble
-    from fer.report import calibration_table, cost_table, markdown_table, write_report
-    from fer.zoo import default_zoo_dir, list_entries, read_ensemble_calibration
+    from fer.report import calibration_table, cost_table, markdown_table, selection_table, write_report
+    from fer.zoo import default_zoo_dir, ensemble_record, list_entries, read_ensemble_calibration
 
     entries = list_entries()
     if not entries:
         raise ZooError("The zoo is empty: train a model with train.py.")
     ensemble = read_ensemble_calibration() if has_ensemble([e.name for e in entries]) else None
-    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble)
-    print(markdown_table(entries) + "\n\n" + calibration_table(entries, ensemble) + "\n\n" + cost_table(entries))
+    selection = (ensemble_record() or {}).get("selection") if ensemble else None
+    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection)
+    print(markdown_table(entries) + "\n\n" + (selection_table(selection) + "\n\n" if selection else "")
+          + calibration_table(entries, ensemble) + "\n\n" + cost_table(entries))
     logging.getLogger("fer").info("Wrote %s", path)
     return 0
 

@@ -7,16 +7,19 @@ entry. The read side (fer.zoo) loads what this writes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from fer import calibration as calib
 from fer.calibration import Calibration
 from fer.data import Dataset
-from fer.ensemble import ENSEMBLE
+from fer.ensemble import ENSEMBLE, MIN_MEMBERS, combine
 from fer.errors import ZooError
 from fer.evaluation import cpu_latency_ms, plot_confusion_matrix, plot_reliability, predict_scores, score_calibrated
 from fer.labels import EMOTIONS
@@ -166,29 +169,56 @@ def calibrate_entry(entry_dir: Path, dataset: Dataset) -> Calibration:
     return record_calibration(entry_dir, fitted)
 
 
+def choose_members(val_scores: dict[str, np.ndarray], labels) -> tuple[list[str], list[dict]]:
+    """The ensemble's members: of every set of MIN_MEMBERS or more models (``val_scores``: name -> calibrated
+    validation probabilities), the one whose mean scores most validation faces right (ties: more members, then
+    zoo order). Returns the members and every candidate's validation accuracy, best first."""
+    import numpy as np
+
+    names = list(val_scores)
+    candidates = [list(c) for k in range(len(names), MIN_MEMBERS - 1, -1) for c in itertools.combinations(names, k)]
+    rows = [{"members": c, "validation_accuracy": float(
+        (np.asarray(combine(np.stack([val_scores[n] for n in c]))).argmax(1) == np.asarray(labels)).mean())}
+        for c in candidates]
+    rows.sort(key=lambda r: -r["validation_accuracy"])  # stable: among equals, more members and zoo order first
+    return rows[0]["members"], rows
+
+
 def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
-    """Choose the ensemble's uncertain threshold on its validation scores (the mean of its calibrated members;
-    it has no temperature of its own), measure it on test and record it in the manifest, sealed to its members'
-    fingerprints. Every member must be calibrated and share the validation slice ``dataset`` holds."""
+    """Choose the ensemble's members on the validation slice (see choose_members; the test split plays no part),
+    choose its uncertain threshold on its validation scores (the mean of its calibrated members; it has no
+    temperature of its own), measure it on test and record it in the manifest, sealed to its members'
+    fingerprints. Every entry must be calibrated and share the validation slice ``dataset`` holds."""
     zoo_dir = Path(zoo_dir)
-    names = ensemble_members(zoo_dir)
-    entries = [e for e in list_entries(zoo_dir) if e.name in names]
+    entries = list_entries(zoo_dir)
+    if len(entries) < MIN_MEMBERS:
+        ensemble_members(zoo_dir)  # says why there is no ensemble
     if missing := [e.name for e in entries if e.calibration is None]:
-        raise ZooError(f"Calibrate the ensemble's members first: {', '.join(missing)} "
+        raise ZooError(f"Calibrate the zoo's models first: {', '.join(missing)} "
                        f"(python -m fer zoo calibrate all --data PATH).")
     common_validation_slice(entries)
+    scored = {split.name: {e.name: score_calibrated(e.name, split.images, zoo_dir) for e in entries}
+              for split in (dataset.val, dataset.test)}
+    members, selection = choose_members({n: s.calibrated for n, s in scored[dataset.val.name].items()},
+                                        dataset.val.labels)
     splits = {}
     for split in (dataset.val, dataset.test):
-        scored = score_calibrated(ENSEMBLE, split.images, zoo_dir)
-        splits[split.name] = (scored.raw, scored.calibrated, split.labels, split.source_name)
-    return record_ensemble_calibration(zoo_dir, calib.record(1.0, splits[dataset.val.name], splits[dataset.test.name]))
+        chosen = [scored[split.name][n] for n in members]
+        splits[split.name] = (np.asarray(combine(np.stack([m.raw for m in chosen]))),
+                              np.asarray(combine(np.stack([m.calibrated for m in chosen]))),
+                              split.labels, split.source_name)
+    calibration = calib.record(1.0, splits[dataset.val.name], splits[dataset.test.name])
+    return record_ensemble_calibration(zoo_dir, calibration, members, selection)
 
 
-def record_ensemble_calibration(zoo_dir: Path, calibration: Calibration) -> Calibration:
-    """Seal the ensemble's calibration to its members' fingerprints and write it into the manifest."""
-    members = {e.name: e.fingerprint for e in list_entries(zoo_dir) if e.name in ensemble_members(zoo_dir)}
-    sealed = calibration.sealed(ensemble_binding(members))
-    write_manifest(zoo_dir, ensemble={"members": members, **sealed.to_dict()})
+def record_ensemble_calibration(zoo_dir: Path, calibration: Calibration, members: list[str] | None = None,
+                                selection: list[dict] | None = None) -> Calibration:
+    """Seal the ensemble's calibration to its members' (None: every entry) fingerprints and write it, with the
+    members and the validation accuracy of every candidate set (``selection``), into the manifest."""
+    fingerprints = {e.name: e.fingerprint for e in list_entries(zoo_dir) if members is None or e.name in members}
+    sealed = calibration.sealed(ensemble_binding(fingerprints))
+    write_manifest(zoo_dir, ensemble={"members": fingerprints, **({"selection": selection} if selection else {}),
+                                      **sealed.to_dict()})
     return sealed
 
 

@@ -95,32 +95,37 @@ class Recognizer:
     name, ``ensemble`` included) give the uncertain thresholds; a model without one is never called
     uncertain (its faces' ``uncertain`` is None)."""
 
-    def __init__(self, models: dict[str, object], calibrations: dict[str, Calibration | None] | None = None):
+    def __init__(self, models: dict[str, object], calibrations: dict[str, Calibration | None] | None = None,
+                 ensemble_members: list[str] | None = None):
         if not models:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
         from fer.models import traced_inference  # Keras loads with the models, not with this module
 
         self.models = dict(models)
         self.calibrations = dict(calibrations or {})
+        self.ensemble_members = [n for n in self.models if ensemble_members is None or n in ensemble_members]
         self._fns = {name: traced_inference(m) for name, m in self.models.items()}
         self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
 
     @classmethod
     def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
-        from fer.zoo import list_entries, load_model, read_calibration, read_manifest
+        from fer.zoo import ensemble_record, list_entries, load_model, read_calibration, read_manifest
 
         local = [e.name for e in list_entries(zoo_dir)]
         published = [n for n, m in read_manifest(zoo_dir).items() if m["hub"].get("repo_id") and n not in local]
         wanted = names or local + published  # models only the manifest names come from the Hub
         models = {name: load_model(name, zoo_dir) for name in wanted}
         calibrations = {name: read_calibration(name, zoo_dir) for name in wanted}
+        chosen = None
         if has_ensemble(wanted):
-            calibrations[ENSEMBLE] = read_calibration(ENSEMBLE, zoo_dir)
-        return cls(models, calibrations)
+            record = ensemble_record(zoo_dir)  # the members chosen on validation, when all of them are loaded
+            chosen = list(record["members"]) if record and set(record["members"]) <= set(wanted) else None
+            calibrations[ENSEMBLE] = read_calibration(ENSEMBLE, zoo_dir) if chosen else None
+        return cls(models, calibrations, chosen)
 
     @property
     def has_ensemble(self) -> bool:
-        return has_ensemble(self.models)
+        return has_ensemble(self.ensemble_members)
 
     @property
     def model_names(self) -> list[str]:
@@ -150,11 +155,11 @@ class Recognizer:
         """Probabilities (N, 7) per model for uint8 faces (N, 48, 48)."""
         names = self.resolve(models)
         x = np.asarray(crops, dtype=np.float32)[..., None]
-        needed = set(self.models) if ENSEMBLE in names else set(names)
+        needed = set(names) | (set(self.ensemble_members) if ENSEMBLE in names else set())
         raw = {name: np.asarray(self._fns[name](x)) for name in self.models if name in needed}
         out = {name: raw[name] for name in names if name != ENSEMBLE}
         if ENSEMBLE in names:
-            out[ENSEMBLE] = np.asarray(combine(np.stack([raw[n] for n in self.models])))
+            out[ENSEMBLE] = np.asarray(combine(np.stack([raw[n] for n in self.ensemble_members])))
         return out
 
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,

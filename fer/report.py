@@ -201,9 +201,26 @@ COST_NOTE = (
     "milestones reached before it show as -.")
 
 
-def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None) -> Path:
+ENSEMBLE_NOTE = (
+    "The ensemble averages its members' calibrated probabilities. Its members are chosen on the validation "
+    "slice by `python -m fer zoo calibrate ensemble --data PATH`: of every set of two or more zoo models, the "
+    "one whose mean scores most validation faces right (the test split plays no part).")
+
+
+def selection_table(selection: list[dict]) -> str:
+    """The validation accuracy of every candidate set of ensemble members, the chosen (first) one in bold."""
+    rows = ["| members | validation accuracy |", "|---|---|"]
+    for i, row in enumerate(selection):
+        accuracy = f"{row['validation_accuracy']:.4f}"
+        rows.append(f"| {' + '.join(f'`{n}`' for n in row['members'])} | "
+                    + (f"**{accuracy}** (chosen) |" if i == 0 else f"{accuracy} |"))
+    return "\n".join(rows)
+
+
+def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None,
+                 selection: list[dict] | None = None) -> Path:
     """Write REPORT.md with the tables and the figures into ``out_dir``; returns its path. ``ensemble``: the
-    ensemble's calibration, if it has one."""
+    ensemble's calibration, if it has one; ``selection``: how its members were chosen (see selection_table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_f1_heatmap(entries, out_dir / "f1_per_class.png")
     plot_confusion_matrices(entries, out_dir / "confusion_matrices.png")
@@ -212,7 +229,9 @@ def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration |
     splits = sorted({entry.test.split for entry in entries})
     text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `python -m fer zoo report`.\n\n"
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
-            "![confusion matrices](confusion_matrices.png)\n\n## Calibration\n\n" + CALIBRATION_NOTE + "\n\n"
+            "![confusion matrices](confusion_matrices.png)\n\n"
+            + (f"## Ensemble\n\n{ENSEMBLE_NOTE}\n\n{selection_table(selection)}\n\n" if selection else "")
+            + "## Calibration\n\n" + CALIBRATION_NOTE + "\n\n"
             + calibration_table(entries, ensemble) + "\n"
             + (f"\n![reliability diagrams: accuracy against confidence, raw and calibrated]({RELIABILITY_FIGURE})\n"
                if drawn else "")

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
+ENSEMBLE_ONLY_FIELDS = ("members", "selection")  # the manifest's ensemble record: these, then its Calibration
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -172,9 +173,9 @@ def write_manifest(zoo_dir: Path | None = None, hub: dict[str, dict] | None = No
     old_ensemble = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None
     records = manifest_records(zoo_dir, hub)
     ensemble = ensemble or old_ensemble
-    if ensemble and ensemble["members"] != {r["name"]: _record_fingerprint(r) for r in records}:
-        log.info("The ensemble's calibration is dropped from the manifest: its members changed (refit it with "
-                 "python -m fer zoo calibrate ensemble --data PATH).")
+    if ensemble and not _members_current(ensemble["members"], {r["name"]: _record_fingerprint(r) for r in records}):
+        log.info("The ensemble's record is dropped from the manifest: a member changed or left the zoo (choose "
+                 "and calibrate it again with python -m fer zoo calibrate ensemble --data PATH).")
         ensemble = None
     manifest = {"models": records, **({ENSEMBLE: ensemble} if ensemble else {})}
     tmp = zoo_dir / f".{MANIFEST_FILE}.tmp"
@@ -193,21 +194,35 @@ def ensemble_binding(members: dict[str, str]) -> str:
     return json.dumps(members, sort_keys=True)
 
 
-def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None:
-    """The ensemble's uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if the manifest
-    holds one for the zoo's current members; a record edited since it was sealed is refused."""
+def _members_current(members: dict[str, str], current: dict[str, str]) -> bool:
+    """Whether every member (name: fingerprint) is in the zoo (``current``, name: fingerprint) unchanged."""
+    return all(current.get(name) == fingerprint for name, fingerprint in members.items())
+
+
+def ensemble_record(zoo_dir: Path | None = None) -> dict | None:
+    """The manifest's ensemble record (its members, chosen on validation, and their calibration) while every
+    member is in the zoo unchanged; None when there is none, and a warning when it no longer holds."""
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     path = zoo_dir / MANIFEST_FILE
     record = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None
     if not record:
         return None
-    members = {name: _record_fingerprint(r) for name, r in read_manifest(zoo_dir).items()}
-    local = {e.name: e.fingerprint for e in list_entries(zoo_dir)}
-    if record["members"] != {**members, **local}:
-        log.warning("The ensemble's calibration in %s was fitted for other members: the ensemble has no uncertain "
-                    "threshold until python -m fer zoo calibrate ensemble --data PATH refits it.", path)
+    current = {name: _record_fingerprint(r) for name, r in read_manifest(zoo_dir).items()}
+    current.update({e.name: e.fingerprint for e in list_entries(zoo_dir)})
+    if not _members_current(record["members"], current):
+        log.warning("The ensemble in %s was chosen and calibrated for other members: it averages every zoo entry, "
+                    "with no uncertain threshold, until python -m fer zoo calibrate ensemble --data PATH runs.", path)
         return None
-    calibration = Calibration.from_dict({k: v for k, v in record.items() if k != "members"})
+    return record
+
+
+def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None:
+    """The ensemble's uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if the manifest
+    holds one for members still in the zoo unchanged; a record edited since it was sealed is refused."""
+    record = ensemble_record(zoo_dir)
+    if record is None:
+        return None
+    calibration = Calibration.from_dict({k: v for k, v in record.items() if k not in ENSEMBLE_ONLY_FIELDS})
     verify_calibration(ENSEMBLE, calibration, ensemble_binding(record["members"]))
     return calibration
 
@@ -241,6 +256,8 @@ def summarize_zoo(zoo_dir: Path | None = None) -> list[ModelSummary]:
                                       calibration.get("uncertain_threshold")))
     members = [s.name for s in summaries]
     if has_ensemble(members):
+        record = ensemble_record(zoo_dir)
+        members = [name for name in members if name in record["members"]] if record else members
         calibration = read_ensemble_calibration(zoo_dir)
         test = calibration.test if calibration else None
         summaries.append(ModelSummary(ENSEMBLE, f"mean of {len(members)} models' calibrated probabilities",
@@ -357,12 +374,14 @@ def load_network(model: str, zoo_dir: Path | None = None):
 
 
 def ensemble_members(zoo_dir: Path | None = None) -> list[str]:
-    """The zoo entries the ensemble averages; refused when there are fewer than MIN_MEMBERS."""
+    """The zoo entries the ensemble averages: those ``python -m fer zoo calibrate ensemble`` chose on validation
+    (see ensemble_record), else every entry; refused when there are fewer than MIN_MEMBERS."""
     names = [e.name for e in list_entries(zoo_dir)]
     if len(names) < MIN_MEMBERS:
         raise UnknownModelError(f"The ensemble needs at least {MIN_MEMBERS} zoo entries and the zoo has "
                                 f"{len(names)}: train another model with train.py.")
-    return names
+    record = ensemble_record(zoo_dir)
+    return [name for name in names if name in record["members"]] if record else names
 
 
 def load_model(model: str, zoo_dir: Path | None = None, calibrated: bool = True):

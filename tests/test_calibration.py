@@ -225,6 +225,7 @@ def test_the_report_shows_calibration_and_one_reliability_figure(bar_zoo, monkey
     for name in ("x1", "x5", "ensemble"):
         assert f"| `{name}` |" in printed.split("| model | T |")[1]
     assert "| model | T | accuracy | ECE raw | ECE calibrated |" in report
+    assert "## Ensemble" in report and "| `x1` + `x5` | **" in report, "how its members were chosen"
     assert "![reliability diagrams" in report and (tmp_path / "reliability.png").stat().st_size > 10_000
 
 
@@ -411,3 +412,18 @@ def test_the_app_zoo_is_calibrated_as_the_tests_expect(app_zoo):
 
     assert read_calibration("alpha", app_zoo).temperature == APP_ZOO_TEMPERATURE
     assert read_calibration("ensemble", app_zoo).uncertain_threshold == APP_ZOO_THRESHOLD
+
+
+def test_ensemble_members_are_chosen_by_validation_accuracy():
+    from fer.export import choose_members
+
+    labels = np.array([0, 1, 2, 3])
+    right = np.eye(7)[labels] * 0.5 + 0.5 / 7
+    weakly_right = np.eye(7)[labels] * 0.3 + 0.7 / 7
+    wrong = np.eye(7)[(labels + 1) % 7] * 0.99 + 0.01 / 7
+    members, rows = choose_members({"good": right, "bad": wrong, "fair": weakly_right}, labels)
+    assert members == ["good", "fair"], "a weak model is left out when it costs validation accuracy"
+    assert len(rows) == 4 and rows[0]["members"] == members and rows[0]["validation_accuracy"] == 1.0
+    assert [r["validation_accuracy"] for r in rows] == sorted((r["validation_accuracy"] for r in rows), reverse=True)
+    members, _ = choose_members({"a": right, "b": right, "c": right}, labels)
+    assert members == ["a", "b", "c"], "among equals, more members"

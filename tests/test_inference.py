@@ -169,3 +169,44 @@ def test_the_selected_face_is_highlighted(recognizer):
     plain, first, second = annotate(result, "a"), annotate(result, "a", selected=0), annotate(result, "a", selected=1)
     assert not np.array_equal(first, plain) and not np.array_equal(first, second)
     assert np.array_equal(first[:, 150:], plain[:, 150:]), "only the selected face's outline changes"
+
+
+def test_the_ensemble_averages_only_the_members_chosen_on_validation(app_zoo, tmp_path):
+    """A third entry joins the zoo without joining the ensemble until `zoo calibrate ensemble` chooses it: the
+    sealed record (members chosen on validation) holds while its members are unchanged."""
+    import shutil
+
+    from fer.calibration import Calibration
+    from fer.export import record_ensemble_calibration
+    from fer.zoo import ensemble_members, load_model, read_ensemble_calibration, summarize_zoo, write_manifest
+
+    from fer.export import export_entry
+    from fer.metrics import compute_metrics
+    from fer.training import TrainConfig
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(app_zoo, zoo)
+    (tmp_path / "history.csv").write_text("epoch,accuracy,loss\n0,0.5,1.0\n")
+    result = compute_metrics(np.arange(7), np.arange(7))
+    export_entry(build_model("custom_cnn"), TrainConfig(name="gamma", zoo_dir=str(zoo)), result, result, tmp_path,
+                 train_seconds=1)
+    assert ensemble_members(zoo) == ["alpha", "beta"], "a new entry does not change the sealed members"
+    assert read_ensemble_calibration(zoo) is not None
+
+    record_ensemble_calibration(zoo, Calibration(1.0, 0.4), members=["alpha", "gamma"],
+                                selection=[{"members": ["alpha", "gamma"], "validation_accuracy": 0.5}])
+    assert ensemble_members(zoo) == ["alpha", "gamma"]
+    assert summarize_zoo(zoo)[-1].members == ["alpha", "gamma"]
+    recognizer = Recognizer.from_zoo(zoo)
+    assert recognizer.ensemble_members == ["alpha", "gamma"] and recognizer.uncertain_threshold(ENSEMBLE) == 0.4
+    x = synthetic_faces(2)[0]
+    scores = recognizer.score_crops(x, "all")
+    np.testing.assert_allclose(scores[ENSEMBLE], (scores["alpha"] + scores["gamma"]) / 2, atol=1e-6)
+    assert not np.allclose(scores[ENSEMBLE], (scores["alpha"] + scores["beta"] + scores["gamma"]) / 3, atol=1e-4)
+    members = [load_model(n, zoo_dir=zoo).predict(x[..., None].astype("float32"), verbose=0) for n in ("alpha", "gamma")]
+    np.testing.assert_allclose(load_model(ENSEMBLE, zoo_dir=zoo).predict(x[..., None].astype("float32"), verbose=0),
+                               np.mean(members, axis=0), atol=1e-5)
+
+    shutil.rmtree(zoo / "gamma")  # a member leaves: the record no longer holds, every entry is averaged
+    write_manifest(zoo)
+    assert ensemble_members(zoo) == ["alpha", "beta"] and read_ensemble_calibration(zoo) is None
