@@ -106,13 +106,13 @@ def select_face(result, model: str, face_name: str | None):
 
 
 def explain(result, model: str, face_name: str | None):
-    """Grad-CAM of the selected face for the selected model (every zoo model for the ensemble)."""
+    """Grad-CAM of the selected face for the selected model (every member for the ensemble)."""
     from fer.explain import explain_model, overlay
     from fer.labels import EMOTIONS
 
     if result is None or not result.faces:
         raise gr.Error("Analyze a photo with at least one face first.")
-    names = [model] if model != ENSEMBLE else list(RECOGNIZER.models)
+    names = [model] if model != ENSEMBLE else RECOGNIZER.ensemble_members
     face = result.faces[_face_index(result, face_name)]
     images, captions = [], []
     for name in names:
@@ -174,7 +174,7 @@ def classify_faces(image: FileData, model: str = DEFAULT_MODEL, detector: str = 
 
     Args:
         image: the photo (JPEG, PNG, WebP, BMP or GIF, at most 25 MB): an http(s) URL, or a data URL such as "data:image/jpeg;base64,...".
-        model: a model's name from list_models; "ensemble" (the default when the zoo has two or more models) averages them all.
+        model: a model's name from list_models; "ensemble" (the default when the zoo has two or more models) averages the members chosen on validation (list_models gives them).
         detector: the face detector, "mtcnn" (default: accurate, levels tilted faces) or "haar" (fast).
 
     Returns:

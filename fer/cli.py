@@ -279,13 +279,13 @@ def _zoo_report(args: argparse.Namespace) -> int:
 
     from fer.ensemble import has_ensemble
     from fer.report import calibration_table, cost_table, markdown_table, selection_table, write_report
-    from fer.zoo import default_zoo_dir, ensemble_record, list_entries, read_ensemble_calibration
+    from fer.zoo import default_zoo_dir, ensemble_record, list_entries
 
     entries = list_entries()
     if not entries:
         raise ZooError("The zoo is empty: train a model with train.py.")
-    ensemble = read_ensemble_calibration() if has_ensemble([e.name for e in entries]) else None
-    selection = (ensemble_record() or {}).get("selection") if ensemble else None
+    record = (ensemble_record() if has_ensemble(entries) else None) or {}
+    ensemble, selection = record.get("calibration"), record.get("selection")
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection)
     print(markdown_table(entries) + "\n\n" + (selection_table(selection) + "\n\n" if selection else "")
           + calibration_table(entries, ensemble) + "\n\n" + cost_table(entries))

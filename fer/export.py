@@ -173,8 +173,6 @@ def choose_members(val_scores: dict[str, np.ndarray], labels) -> tuple[list[str]
     """The ensemble's members: of every set of MIN_MEMBERS or more models (``val_scores``: name -> calibrated
     validation probabilities), the one whose mean scores most validation faces right (ties: more members, then
     zoo order). Returns the members and every candidate's validation accuracy, best first."""
-    import numpy as np
-
     names = list(val_scores)
     candidates = [list(c) for k in range(len(names), MIN_MEMBERS - 1, -1) for c in itertools.combinations(names, k)]
     rows = [{"members": c, "validation_accuracy": float(
@@ -197,13 +195,12 @@ def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
         raise ZooError(f"Calibrate the zoo's models first: {', '.join(missing)} "
                        f"(python -m fer zoo calibrate all --data PATH).")
     common_validation_slice(entries)
-    scored = {split.name: {e.name: score_calibrated(e.name, split.images, zoo_dir) for e in entries}
-              for split in (dataset.val, dataset.test)}
-    members, selection = choose_members({n: s.calibrated for n, s in scored[dataset.val.name].items()},
-                                        dataset.val.labels)
+    val = {e.name: score_calibrated(e.name, dataset.val.images, zoo_dir) for e in entries}
+    members, selection = choose_members({n: s.calibrated for n, s in val.items()}, dataset.val.labels)
+    test = {n: score_calibrated(n, dataset.test.images, zoo_dir) for n in members}  # for the record only
     splits = {}
-    for split in (dataset.val, dataset.test):
-        chosen = [scored[split.name][n] for n in members]
+    for split, scored in ((dataset.val, val), (dataset.test, test)):
+        chosen = [scored[n] for n in members]
         splits[split.name] = (np.asarray(combine(np.stack([m.raw for m in chosen]))),
                               np.asarray(combine(np.stack([m.calibrated for m in chosen]))),
                               split.labels, split.source_name)

@@ -1,7 +1,8 @@
 """Inference: image -> faces -> 48x48 crops -> scores per model -> result.
 
 ``Recognizer`` loads the zoo's models once and scores every face with any of them, or with
-``ensemble`` (fer.ensemble: the mean of the models' probabilities, offered with two models or more)::
+``ensemble`` (fer.ensemble: the mean of its members' probabilities, offered with two members or more; the
+members are the zoo models chosen on validation, see fer.zoo.ensemble_members)::
 
     recognizer = Recognizer.from_zoo()
     result = recognizer.predict("photo.jpg", models=["custom_cnn"])
@@ -109,18 +110,16 @@ class Recognizer:
 
     @classmethod
     def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
-        from fer.zoo import ensemble_record, list_entries, load_model, read_calibration, read_manifest
+        from fer.zoo import available_models, ensemble_record, load_model, read_calibration
 
-        local = [e.name for e in list_entries(zoo_dir)]
-        published = [n for n, m in read_manifest(zoo_dir).items() if m["hub"].get("repo_id") and n not in local]
-        wanted = names or local + published  # models only the manifest names come from the Hub
+        wanted = names or available_models(zoo_dir)  # models only the manifest names come from the Hub
         models = {name: load_model(name, zoo_dir) for name in wanted}
         calibrations = {name: read_calibration(name, zoo_dir) for name in wanted}
         chosen = None
         if has_ensemble(wanted):
             record = ensemble_record(zoo_dir)  # the members chosen on validation, when all of them are loaded
             chosen = list(record["members"]) if record and set(record["members"]) <= set(wanted) else None
-            calibrations[ENSEMBLE] = read_calibration(ENSEMBLE, zoo_dir) if chosen else None
+            calibrations[ENSEMBLE] = record["calibration"] if chosen else None
         return cls(models, calibrations, chosen)
 
     @property
@@ -129,7 +128,7 @@ class Recognizer:
 
     @property
     def model_names(self) -> list[str]:
-        """Every loaded model, plus ``ensemble`` when there are two or more."""
+        """Every loaded model, plus ``ensemble`` when it has two members or more."""
         return [*self.models, *([ENSEMBLE] if self.has_ensemble else [])]
 
     def uncertain_threshold(self, model: str) -> float | None:

@@ -207,10 +207,14 @@ ENSEMBLE_NOTE = (
     "one whose mean scores most validation faces right (the test split plays no part).")
 
 
+SELECTION_ROWS = 10  # candidate sets shown: 2^N - N - 1 of them for N models
+
+
 def selection_table(selection: list[dict]) -> str:
-    """The validation accuracy of every candidate set of ensemble members, the chosen (first) one in bold."""
+    """The validation accuracy of the best SELECTION_ROWS candidate sets of ensemble members, the chosen (first)
+    one in bold."""
     rows = ["| members | validation accuracy |", "|---|---|"]
-    for i, row in enumerate(selection):
+    for i, row in enumerate(selection[:SELECTION_ROWS]):
         accuracy = f"{row['validation_accuracy']:.4f}"
         rows.append(f"| {' + '.join(f'`{n}`' for n in row['members'])} | "
                     + (f"**{accuracy}** (chosen) |" if i == 0 else f"{accuracy} |"))

@@ -199,32 +199,38 @@ def _members_current(members: dict[str, str], current: dict[str, str]) -> bool:
     return all(current.get(name) == fingerprint for name, fingerprint in members.items())
 
 
+def available_models(zoo_dir: Path | None = None) -> list[str]:
+    """The models a zoo offers: its local entries, then those only its manifest names, published on the Hub."""
+    local = [e.name for e in list_entries(zoo_dir)]
+    return local + [n for n, m in read_manifest(zoo_dir).items() if m["hub"].get("repo_id") and n not in local]
+
+
 def ensemble_record(zoo_dir: Path | None = None) -> dict | None:
     """The manifest's ensemble record (its members, chosen on validation, and their calibration) while every
-    member is in the zoo unchanged; None when there is none, and a warning when it no longer holds."""
+    member is offered (see available_models) unchanged; None when there is none, and a warning when it no longer
+    holds. A record edited since it was sealed is refused."""
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     path = zoo_dir / MANIFEST_FILE
     record = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None
     if not record:
         return None
-    current = {name: _record_fingerprint(r) for name, r in read_manifest(zoo_dir).items()}
+    offered = set(available_models(zoo_dir))
+    current = {name: _record_fingerprint(r) for name, r in read_manifest(zoo_dir).items() if name in offered}
     current.update({e.name: e.fingerprint for e in list_entries(zoo_dir)})
     if not _members_current(record["members"], current):
-        log.warning("The ensemble in %s was chosen and calibrated for other members: it averages every zoo entry, "
+        log.warning("The ensemble in %s was chosen and calibrated for other members: it averages every zoo model, "
                     "with no uncertain threshold, until python -m fer zoo calibrate ensemble --data PATH runs.", path)
         return None
-    return record
+    calibration = Calibration.from_dict({k: v for k, v in record.items() if k not in ENSEMBLE_ONLY_FIELDS})
+    verify_calibration(ENSEMBLE, calibration, ensemble_binding(record["members"]))  # the members are sealed too
+    return {**record, "calibration": calibration}
 
 
 def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None:
     """The ensemble's uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if the manifest
-    holds one for members still in the zoo unchanged; a record edited since it was sealed is refused."""
+    holds one for members still in the zoo unchanged (see ensemble_record)."""
     record = ensemble_record(zoo_dir)
-    if record is None:
-        return None
-    calibration = Calibration.from_dict({k: v for k, v in record.items() if k not in ENSEMBLE_ONLY_FIELDS})
-    verify_calibration(ENSEMBLE, calibration, ensemble_binding(record["members"]))
-    return calibration
+    return record["calibration"] if record else None
 
 
 @dataclass
@@ -254,10 +260,8 @@ def summarize_zoo(zoo_dir: Path | None = None) -> list[ModelSummary]:
         summaries.append(ModelSummary(name, record["architecture"], record["metrics"]["accuracy"],
                                       record["metrics"]["macro_f1"], calibration.get("temperature"),
                                       calibration.get("uncertain_threshold")))
-    members = [s.name for s in summaries]
-    if has_ensemble(members):
-        record = ensemble_record(zoo_dir)
-        members = [name for name in members if name in record["members"]] if record else members
+    if has_ensemble(summaries):
+        members = ensemble_members(zoo_dir)
         calibration = read_ensemble_calibration(zoo_dir)
         test = calibration.test if calibration else None
         summaries.append(ModelSummary(ENSEMBLE, f"mean of {len(members)} models' calibrated probabilities",
@@ -376,7 +380,7 @@ def load_network(model: str, zoo_dir: Path | None = None):
 def ensemble_members(zoo_dir: Path | None = None) -> list[str]:
     """The zoo entries the ensemble averages: those ``python -m fer zoo calibrate ensemble`` chose on validation
     (see ensemble_record), else every entry; refused when there are fewer than MIN_MEMBERS."""
-    names = [e.name for e in list_entries(zoo_dir)]
+    names = available_models(zoo_dir)
     if len(names) < MIN_MEMBERS:
         raise UnknownModelError(f"The ensemble needs at least {MIN_MEMBERS} zoo entries and the zoo has "
                                 f"{len(names)}: train another model with train.py.")
@@ -387,7 +391,7 @@ def ensemble_members(zoo_dir: Path | None = None) -> list[str]:
 def load_model(model: str, zoo_dir: Path | None = None, calibrated: bool = True):
     """The model that scores faces: the network in its entry's test-time augmentation, its probabilities
     temperature-scaled by the entry's calibration (``calibrated=False``: the raw scores, which calibration is
-    fitted on); a .tflite file as a LiteModel; ``ensemble`` averaging every zoo entry (see fer.ensemble).
+    fitted on); a .tflite file as a LiteModel; ``ensemble`` averaging its members (see ensemble_members).
     An entry without a calibration scores with T = 1, and a warning says so."""
     import keras
 

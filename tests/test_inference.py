@@ -207,6 +207,22 @@ def test_the_ensemble_averages_only_the_members_chosen_on_validation(app_zoo, tm
     np.testing.assert_allclose(load_model(ENSEMBLE, zoo_dir=zoo).predict(x[..., None].astype("float32"), verbose=0),
                                np.mean(members, axis=0), atol=1e-5)
 
+    import json
+
+    from fer.errors import ZooError
+
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    edited = dict(manifest, ensemble={**manifest["ensemble"], "members": {
+        n: e for n, e in manifest["ensemble"]["members"].items() if n == "alpha"} | {
+        r["name"]: (r.get("calibration") or {}).get("sha256") or r["sha256"] for r in manifest["models"]
+        if r["name"] == "beta"}})
+    (zoo / "manifest.json").write_text(json.dumps(edited))
+    with pytest.raises(ZooError, match="calibration of ensemble"):
+        ensemble_members(zoo)  # members edited after sealing are refused, not averaged
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+
     shutil.rmtree(zoo / "gamma")  # a member leaves: the record no longer holds, every entry is averaged
-    write_manifest(zoo)
     assert ensemble_members(zoo) == ["alpha", "beta"] and read_ensemble_calibration(zoo) is None
+    assert Recognizer.from_zoo(zoo).ensemble_members == ["alpha", "beta"]
+    write_manifest(zoo)
+    assert "ensemble" not in json.loads((zoo / "manifest.json").read_text())
