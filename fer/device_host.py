@@ -30,6 +30,8 @@ from fer.device_files import (
     write_pack_faces,
 )
 from fer.errors import TrainingError
+from fer.zoo import MODEL_FILE
+from fer.zoo import REPO_ROOT as REPO
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,40 @@ def pack(data: str, val_fraction: float, seed: int, pack_dir: Path, wheels: bool
     if size.total > TRAVEL_BUDGET:
         largest = ", ".join(f"{path} ({n / 2**20:.1f} MiB)" for path, n in size.largest_tree_files)
         raise DeviceRunError(f"Too big for a device call: {size.summary()}. Largest files of the working tree: "
-                             f"{largest}. Move big ones (zoo weights, say) out of the repository or into an "
-                             "ignored folder before the call, and put them back after.")
+                             f"{largest}. Move the zoo's weights aside for the device calls (python "
+                             "scripts/device_train.py aside; back after the last call: python "
+                             "scripts/device_train.py back), or other big files into an ignored folder.")
     return size
+
+
+ASIDE_DIR = ".zoo-aside"  # ignored: where `device_train.py aside` keeps the zoo's weights during device calls
+
+
+def zoo_weights_aside(repo: Path = REPO) -> list[Path]:
+    """Move every zoo entry's weights (model_zoo/NAME/model.keras) to ASIDE_DIR/NAME/, out of the working tree a
+    device call carries; returns what moved. Put them back with zoo_weights_back."""
+    moved = []
+    for weights in sorted((repo / "model_zoo").glob(f"*/{MODEL_FILE}")):
+        target = repo / ASIDE_DIR / weights.parent.name / MODEL_FILE
+        if target.exists():
+            raise DeviceRunError(f"{target} exists: bring the weights back first (device_train.py back).")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        weights.rename(target)
+        moved.append(weights)
+    return moved
+
+
+def zoo_weights_back(repo: Path = REPO) -> list[Path]:
+    """Undo zoo_weights_aside: every ASIDE_DIR/NAME/model.keras back to model_zoo/NAME/; returns what moved."""
+    moved = []
+    for kept in sorted((repo / ASIDE_DIR).glob(f"*/{MODEL_FILE}")):
+        target = repo / "model_zoo" / kept.parent.name / MODEL_FILE
+        if target.exists():
+            raise DeviceRunError(f"{target} exists as well as {kept}: keep one of them and run back again.")
+        kept.rename(target)
+        kept.parent.rmdir()
+        moved.append(target)
+    return moved
 
 
 def download_wheels(folder: Path) -> list[Path]:
@@ -107,7 +140,7 @@ def download_wheels(folder: Path) -> list[Path]:
 def travel_size(pack_dir: Path) -> PackSize:
     """The bytes of ``pack_dir`` and of the working tree a device call sends (tracked files and untracked
     ones git does not ignore)."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
                             capture_output=True, text=True, check=True).stdout.split("\0")
     sizes = {name: (repo / name).stat().st_size for name in listed if name and (repo / name).is_file()}

@@ -1,9 +1,11 @@
 """Train on the GPU machine (JAX + CUDA, no TensorFlow), export here.
 
 Here, once (reads ../shared/fer2013; writes .devicepack/: train + validation faces, never test; the
-Keras wheels the device lacks; refuses if a device call would carry more than 64 MiB):
+Keras wheels the device lacks; refuses if a device call would carry more than 64 MiB, which the zoo's
+weights alone exceed: `aside` moves them to the ignored .zoo-aside/ for the device calls, `back` returns
+them before reassembling):
 
-    python scripts/device_train.py pack
+    python scripts/device_train.py aside && python scripts/device_train.py pack
 
 On the device: the device tool's `run`, with carry [".devicepack"], timeout_s 600 and the command
 
@@ -21,6 +23,7 @@ back from each call is the run up to its last epoch.
 
 Here, with the folder the files came back to (files_at):
 
+    python scripts/device_train.py back
     python scripts/device_train.py reassemble FILES_AT --name custom_cnn_gpu
     python train.py --arch custom_cnn --output runs --name custom_cnn_gpu --resume
 
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--data", default=None, help="the packed data, if it lies elsewhere here")
     back.add_argument("--partial", action="store_true", help="keep a run that did not do all its epochs")
 
+    commands.add_parser("aside", help="here: move the zoo's weights out of the working tree a device call carries")
+    commands.add_parser("back", help="here: put the zoo's weights back after the last device call")
+
     record = commands.add_parser("record", help="here: add a bench JSON to benchmarks/results.json")
     record.add_argument("bench_json", type=Path)
     record.add_argument("--results", type=Path, default=Path("benchmarks/results.json"))
@@ -153,12 +159,26 @@ def run_record(args) -> None:
     print(f"Recorded {key!r} in {args.results}")
 
 
+def run_aside(args) -> None:
+    from fer.device_host import ASIDE_DIR, zoo_weights_aside
+
+    moved = zoo_weights_aside()
+    print(f"Moved {len(moved)} zoo weights to {ASIDE_DIR}/ (ignored) for the device calls; afterwards: "
+          "python scripts/device_train.py back")
+
+
+def run_back(args) -> None:
+    from fer.device_host import zoo_weights_back
+
+    print(f"Put {len(zoo_weights_back())} zoo weights back in model_zoo/.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("jax").setLevel(logging.WARNING)  # not its search for a TPU
     action = {"pack": run_pack, "train": run_train, "bench": run_bench, "reassemble": run_reassemble,
-              "record": run_record}[args.command]
+              "record": run_record, "aside": run_aside, "back": run_back}[args.command]
     return run_command(lambda: action(args))
 
 

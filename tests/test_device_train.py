@@ -173,8 +173,10 @@ def device_run(synthetic_folders, tmp_path_factory):
     """A pack of the synthetic faces, a 3-epoch run stopped after one epoch by its time budget (the first
     report kept), then resumed to the end; and the same run uninterrupted."""
     tmp = tmp_path_factory.mktemp("device")
-    assert load_script().main(["pack", "--data", str(synthetic_folders), "--pack-dir", str(tmp / "pack"),
-                               "--no-wheels"]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # the shipped zoo's weights are over the budget: a real call sets
+        mp.setattr("fer.device_host.TRAVEL_BUDGET", 2**40)  # them aside first (test_zoo_weights_go_aside_and_back)
+        assert load_script().main(["pack", "--data", str(synthetic_folders), "--pack-dir", str(tmp / "pack"),
+                                   "--no-wheels"]) == 0
     first = run_on_device(tmp, *TRAIN, "--time-budget", "0")
     stopped = report(tmp / "out")
     resumed = run_on_device(tmp, *TRAIN, "--resume")
@@ -265,8 +267,35 @@ def test_the_travel_size_counts_the_working_tree_and_the_pack(tmp_path):
 
     (tmp_path / "faces.bin").write_bytes(b"x" * 1000)
     size = travel_size(tmp_path)
-    assert size.pack == 1000 and 0 < size.tree < TRAVEL_BUDGET
+    assert size.pack == 1000 and size.tree > 0 and size.total == size.pack + size.tree
     assert not any(path.startswith(".devicepack/") for path, _ in size.largest_tree_files)
+    sizes = [n for _, n in size.largest_tree_files]
+    assert sizes == sorted(sizes, reverse=True)
+    weights = sum(p.stat().st_size for p in (REPO / "model_zoo").glob("*/model.keras"))
+    assert size.tree - weights < TRAVEL_BUDGET / 4, "without the zoo's weights the code travels in a fraction"
+
+
+def test_zoo_weights_go_aside_and_back_and_pack_says_how(synthetic_folders, tmp_path, monkeypatch):
+    from fer.device_files import DeviceRunError
+    from fer.device_host import ASIDE_DIR, zoo_weights_aside, zoo_weights_back
+
+    for name, size in (("big", 3000), ("small", 10)):
+        (tmp_path / "model_zoo" / name).mkdir(parents=True)
+        (tmp_path / "model_zoo" / name / "model.keras").write_bytes(b"w" * size)
+        (tmp_path / "model_zoo" / name / "metrics.json").write_text("{}")
+    assert len(zoo_weights_aside(tmp_path)) == 2
+    assert not list((tmp_path / "model_zoo").glob("*/model.keras"))
+    assert (tmp_path / ASIDE_DIR / "big" / "model.keras").stat().st_size == 3000
+    assert (tmp_path / "model_zoo" / "big" / "metrics.json").exists(), "only the weights move"
+    assert len(zoo_weights_back(tmp_path)) == 2 and not list((tmp_path / ASIDE_DIR).glob("*/*"))
+    assert (tmp_path / "model_zoo" / "big" / "model.keras").read_bytes() == b"w" * 3000
+    assert ASIDE_DIR + "/" in (REPO / ".gitignore").read_text().split()
+
+    import fer.device_host as host
+
+    monkeypatch.setattr(host, "TRAVEL_BUDGET", 1)
+    with pytest.raises(DeviceRunError, match="device_train.py aside"):
+        host.pack(str(synthetic_folders), 0.1, 0, tmp_path / "pack", wheels=False)
 
 
 def test_a_pack_over_the_travel_budget_is_refused_saying_what_to_move(synthetic_folders, tmp_path, monkeypatch):
