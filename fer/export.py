@@ -45,12 +45,13 @@ RELIABILITY_FILE = "reliability_diagram.png"
 
 def export_entry(network, config: TrainConfig, test: EvaluationResult, val: EvaluationResult, run_dir: Path,
                  train_seconds: float, tta: str = "none", tta_validation: dict | None = None,
-                 calibration: Calibration | None = None) -> Path:
+                 calibration: Calibration | None = None, test_predictions=None) -> Path:
     """Write ``<zoo_dir>/<name>/`` atomically and return its path.
 
     ``network`` is the bare trained network; ``tta`` the test-time augmentation the zoo reader wraps it
     in (and that ``test`` and ``val`` were measured with); ``calibration`` (fer.calibration.fit on the raw
-    scores of that model) is sealed to the saved weights here.
+    scores of that model) is sealed to the saved weights here; ``test_predictions``, the predicted class of every
+    test face in split order, is recorded (see prediction_record) so that a check can replay a sample of them.
     """
     name = config.run_name
     zoo_dir = Path(config.zoo_dir)
@@ -83,6 +84,8 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
             "test": test.to_dict(),
             "validation": val.to_dict(),
         }
+        if test_predictions is not None:
+            metrics["test_predictions"] = prediction_record(test_predictions)
         if config.init_from:
             metrics["init"] = initial_run(config.init_from)
         if calibration is not None:
@@ -103,6 +106,11 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def prediction_record(predictions) -> str:
+    """Predicted class ids (0-6), one per face in split order, as a string of digits (3.6 kB for PublicTest)."""
+    return "".join(str(int(p)) for p in np.asarray(predictions))
 
 
 def plot_entry_reliability(name: str, calibration: Calibration, path: Path) -> None:

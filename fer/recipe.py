@@ -65,7 +65,7 @@ def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
         return None
     entry_dir = export_entry(network, config, test_result, val_result, run_dir=config.run_dir,
                              train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores,
-                             calibration=fitted)
+                             calibration=fitted, test_predictions=test_probs.argmax(axis=1))
     log.info("Exported zoo entry %s", entry_dir)
     if push_to_hub:
         info = push_entry(config.run_name, push_to_hub, zoo_dir=Path(config.zoo_dir))

@@ -118,6 +118,9 @@ def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_
     assert np.array(result["confusion_matrix"]).sum() == 70
     assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert result["macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
+    predictions = np.array([int(c) for c in metrics["test_predictions"]])  # one per test face, replayed by
+    assert len(predictions) == 70  # test_shipped_model_reproduces_its_card
+    assert np.bincount(predictions, minlength=7).tolist() == np.array(result["confusion_matrix"]).sum(0).tolist()
 
     # The same run again without --resume is refused; with --resume and more epochs it continues.
     again = _train(args, tmp_path)
