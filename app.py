@@ -78,7 +78,7 @@ def _face_view(result, model: str, face_name: str | None):
     index = _face_index(result, face_name)
     face = result.faces[index]
     return (annotate(result, model, selected=index), sorted_scores(face, model),
-            verdict(face, model, RECOGNIZER.calibrations.get(model), index + 1), compare_figure(face, ACCURACIES),
+            verdict(face, model, RECOGNIZER.calibrations.get(model), index + 1), compare_figure(face, ACCURACIES, RECOGNIZER.ensemble_members),
             agreement(face, list(RECOGNIZER.models)), None)
 
 

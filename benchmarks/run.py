@@ -1,7 +1,7 @@
 """Speed of the zoo's models and of the demo's pipeline on this machine.
 
     python benchmarks/run.py [--photo PATH] [--out benchmarks/results.json]
-    python benchmarks/run.py --detectors-only [--photos ../shared/photos]
+    python benchmarks/run.py --parts detectors [--photos ../shared/photos]   # only some blocks of --out
 
 Measures, per model: batch-1 latency (p50 / p95, in a traced function) and batched throughput on
 48x48 faces; end to end for a 1024-px photo with one face (the largest face of --photo with its
@@ -192,6 +192,9 @@ def bench_input_pipeline(steps: int = 40, rounds: int = 4) -> dict:
     return result
 
 
+PARTS = ("models", "end_to_end", "detectors", "tflite", "input_pipeline")  # the blocks main() can measure
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photo", default="examples/fer2013_test_3_fear_disgust_happy_neutral.jpg",
@@ -201,40 +204,40 @@ def main() -> None:
                         help="time only the zoo's models, not untrained stand-ins for missing architectures")
     parser.add_argument("--out", default="benchmarks/results.json")
     parser.add_argument("--photos", default="../shared/photos", help="real photos for the detector timings")
-    parser.add_argument("--detectors-only", action="store_true",
-                        help="time only the face detectors on --photos (the 'detectors' block of --out)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated blocks of --out to measure (default: all of {', '.join(PARTS)})")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown --parts {', '.join(sorted(unknown))}: choose from {', '.join(PARTS)}")
 
     import os
 
+    from fer.logs import quiet_tensorflow
+
+    quiet_tensorflow()
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}
-    if args.detectors_only:
-        from fer.logs import quiet_tensorflow
+    recognizer = zoo_models = None
+    if {"models", "end_to_end", "tflite"} & set(parts):  # the parts that score faces load the zoo
+        from fer.inference import Recognizer
+        from fer.zoo import list_entries
 
-        quiet_tensorflow()
-        results = {"detectors": bench_detectors(Path(args.photos))}
-        out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
-        print(json.dumps(results, indent=2))
-        return
-
-    from fer.inference import Recognizer
-    from fer.zoo import list_entries
-
-    recognizer = Recognizer.from_zoo()
-    zoo_models = dict(recognizer.models)
-    if not args.no_stand_ins:
-        architectures = {e.architecture for e in list_entries()}
-        recognizer = Recognizer({**recognizer.models, **stand_ins(architectures)})
-    results = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
-        "models": bench_models(recognizer, args.runs),
-        "end_to_end": bench_end_to_end(recognizer, Path(args.photo), args.runs),
-        "detectors": bench_detectors(Path(args.photos)),
-        "tflite": bench_tflite(zoo_models, args.runs),
-        "input_pipeline": bench_input_pipeline(),
+        recognizer = Recognizer.from_zoo()
+        zoo_models = dict(recognizer.models)
+        if not args.no_stand_ins:
+            architectures = {e.architecture for e in list_entries()}
+            recognizer = Recognizer({**recognizer.models, **stand_ins(architectures)})
+    measure = {
+        "models": lambda: bench_models(recognizer, args.runs),
+        "end_to_end": lambda: bench_end_to_end(recognizer, Path(args.photo), args.runs),
+        "detectors": lambda: bench_detectors(Path(args.photos)),
+        "tflite": lambda: bench_tflite(zoo_models, args.runs),
+        "input_pipeline": bench_input_pipeline,
     }
+    results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                           "python": platform.python_version()},
+               **{part: measure[part]() for part in PARTS if part in parts}}
     out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from fer.calibration import Calibration
+from fer.ensemble import ENSEMBLE
 from fer.inference import Face, ImageResult
 from fer.labels import EMOTIONS
 
@@ -121,8 +122,9 @@ def sorted_scores(face: Face, model: str) -> dict[str, float]:
     return dict(sorted(face.scores[model].items(), key=lambda kv: kv[1], reverse=True))
 
 
-def compare_figure(face: Face, accuracies: dict[str, float] | None = None):
-    """Grouped bar chart: every model's seven scores for one face (legend shows test accuracy)."""
+def compare_figure(face: Face, accuracies: dict[str, float] | None = None, members: list[str] | None = None):
+    """Grouped bar chart: every model's seven scores for one face (legend shows test accuracy, and the
+    ensemble's ``members``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +137,8 @@ def compare_figure(face: Face, accuracies: dict[str, float] | None = None):
     for k, model in enumerate(models):
         acc = (accuracies or {}).get(model)
         label = f"{model} (test acc {acc:.1%})" if acc is not None else model
+        if model == ENSEMBLE and members:
+            label += f" (mean of {' + '.join(members)})"
         ax.bar(x + (k - (len(models) - 1) / 2) * width, [face.scores[model][e] for e in EMOTIONS], width,
                label=label)
     ax.set_xticks(x, EMOTIONS)

@@ -48,8 +48,10 @@ def test_photo_to_faces_scores_and_rendering(recognizer):
             assert sum(face.scores[model].values()) == pytest.approx(1, abs=1e-4)
     annotated = annotate(result, "a")
     assert annotated.shape == result.image.shape and not np.array_equal(annotated, result.image)
-    fig = compare_figure(result.faces[0], {"a": 0.7})
+    fig = compare_figure(result.faces[0], {"a": 0.7}, members=["a", "b"])
     assert len(fig.axes[0].patches) == 3 * 7
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "a (test acc 70.0%)", "b", "ensemble (mean of a + b)"]
     as_json = result.to_dict()
     assert len(as_json["faces"][0]["box"]) == 4
     assert as_json["detector"] == "mtcnn" and all(f["confidence"] > 0.9 for f in as_json["faces"])
