@@ -19,7 +19,7 @@ import numpy as np
 from fer import calibration as calib
 from fer.calibration import Calibration
 from fer.data import Dataset
-from fer.ensemble import ENSEMBLE, MIN_MEMBERS, combine
+from fer.ensemble import MIN_MEMBERS, combine
 from fer.errors import ZooError
 from fer.evaluation import cpu_latency_ms, plot_confusion_matrix, plot_reliability, predict_scores, score_calibrated
 from fer.labels import EMOTIONS
@@ -32,7 +32,6 @@ from fer.zoo import (
     MODEL_FILE,
     ZooEntry,
     ensemble_binding,
-    ensemble_members,
     list_entries,
     load_model,
     read_entry,
@@ -197,8 +196,9 @@ def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
     fingerprints. Every entry must be calibrated and share the validation slice ``dataset`` holds."""
     zoo_dir = Path(zoo_dir)
     entries = list_entries(zoo_dir)
-    if len(entries) < MIN_MEMBERS:
-        ensemble_members(zoo_dir)  # says why there is no ensemble
+    if len(entries) < MIN_MEMBERS:  # members are chosen among local entries: their scores are computed here
+        raise ZooError(f"The ensemble needs at least {MIN_MEMBERS} local zoo entries and {zoo_dir} has "
+                       f"{len(entries)}: train another model with train.py.")
     if missing := [e.name for e in entries if e.calibration is None]:
         raise ZooError(f"Calibrate the zoo's models first: {', '.join(missing)} "
                        f"(python -m fer zoo calibrate all --data PATH).")

@@ -261,8 +261,9 @@ def summarize_zoo(zoo_dir: Path | None = None) -> list[ModelSummary]:
                                       record["metrics"]["macro_f1"], calibration.get("temperature"),
                                       calibration.get("uncertain_threshold")))
     if has_ensemble(summaries):
-        members = ensemble_members(zoo_dir)
-        calibration = read_ensemble_calibration(zoo_dir)
+        record = ensemble_record(zoo_dir)  # read once: its members and its calibration
+        members = [s.name for s in summaries if record is None or s.name in record["members"]]
+        calibration = record["calibration"] if record else None
         test = calibration.test if calibration else None
         summaries.append(ModelSummary(ENSEMBLE, f"mean of {len(members)} models' calibrated probabilities",
                                       test.calibrated.accuracy if test else None, None,

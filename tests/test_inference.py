@@ -179,12 +179,10 @@ def test_the_ensemble_averages_only_the_members_chosen_on_validation(app_zoo, tm
     import shutil
 
     from fer.calibration import Calibration
-    from fer.export import record_ensemble_calibration
-    from fer.zoo import ensemble_members, load_model, read_ensemble_calibration, summarize_zoo, write_manifest
-
-    from fer.export import export_entry
+    from fer.export import export_entry, record_ensemble_calibration
     from fer.metrics import compute_metrics
     from fer.training import TrainConfig
+    from fer.zoo import ensemble_members, load_model, read_ensemble_calibration, summarize_zoo, write_manifest
 
     zoo = tmp_path / "zoo"
     shutil.copytree(app_zoo, zoo)
