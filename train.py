@@ -40,15 +40,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     return config, args
 
 
+def given_options(argv: list[str]) -> frozenset[str]:
+    """The options ``argv`` sets itself (not left to their defaults), by their config names."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config, args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from fer.recipe import run
 
-    # On --resume the saved config rules; only the test-time augmentation (evaluation, not training) may change.
-    tta = config.tta if any(a == "--tta" or a.startswith("--tta=") for a in argv) else None
-    return run_command(lambda: run(config, resume=args.resume, tta=tta, push_to_hub=args.push_to_hub))
+    # On --resume the saved config rules, but for where data and entry live and how it is scored (given_options).
+    return run_command(lambda: run(config, resume=args.resume, explicit=given_options(argv),
+                                   push_to_hub=args.push_to_hub))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from fer.data import load_dataset
 from fer.evaluation import evaluate_model, evaluate_scores, plot_history, predict_scores
 from fer.export import export_entry
 from fer.models import architecture, with_tta
-from fer.training import TrainConfig, fit, load_run_config, prepare_run_dir, training_seconds
+from fer.training import TrainConfig, fit, prepare_run_dir, resumed_config, training_seconds
 from fer.zoo import push_entry
 
 log = logging.getLogger(__name__)
@@ -28,17 +28,15 @@ def choose_tta(network, val_split, mode: str, modes: tuple[str, ...]):
     return with_tta(network, best), best, scores
 
 
-def run(config: TrainConfig, resume: bool = False, tta: str | None = None,
+def run(config: TrainConfig, resume: bool = False, explicit: frozenset[str] = frozenset(),
         push_to_hub: str | None = None) -> Path | None:
     """The whole recipe: load data, fit, plot, evaluate on test, export the zoo entry.
 
-    With ``resume`` the saved config is used; ``tta`` (which changes only how the trained model is
-    evaluated and exported, not training) may still override it.
+    With ``resume`` the saved config is used, except for the options named in ``explicit`` (given on this
+    command line) that do not change training (``fer.training.AFTER_TRAINING``: data, zoo folder, TTA, export).
     """
     if resume and (config.run_dir / "config.json").exists():
-        config = load_run_config(config.run_dir)
-    if tta is not None:
-        config.tta = tta
+        config = resumed_config(config.run_dir, config, set(explicit))
     config.validate()
     dataset = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
     log.info("Data:\n%s", dataset.summary())

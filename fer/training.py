@@ -290,6 +290,23 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
 
 
+AFTER_TRAINING = ("data", "zoo_dir", "tta", "export")
+"""Options that change what happens once training is done (where the data is read from, where the entry goes,
+how it is scored), not what is trained: given on ``--resume``, they replace the saved ones."""
+
+
+def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The saved config of the run in ``run_dir``, with the AFTER_TRAINING options named in ``explicit``
+    (those given on this command line) taken from ``given``. Every other option stays as saved."""
+    config = load_run_config(run_dir)
+    for name in AFTER_TRAINING:
+        if name in explicit and getattr(given, name) != getattr(config, name):
+            log.info("Resuming with --%s %s (was %s)", name.replace("_", "-"), getattr(given, name),
+                     getattr(config, name))
+            setattr(config, name, getattr(given, name))
+    return config
+
+
 HARDWARE_FILE = "hardware.txt"  # in a run folder: what it trained on, for the model card
 
 

@@ -76,3 +76,10 @@ def test_a_field_without_help_is_refused():
 
     with pytest.raises(TypeError, match="option"):
         list(options(Config))
+
+
+def test_given_options_are_those_on_the_command_line_not_the_defaults():
+    assert not {"zoo_dir", "data", "tta"} & train.given_options([])
+    given = train.given_options(["--zoo-dir", "model_zoo", "--tta=flip", "--no-flip", "--resume"])
+    assert {"zoo_dir", "tta", "augment.flip", "resume"} <= given  # a default value, given, still counts
+    assert not {"data", "learning_rate", "export"} & given

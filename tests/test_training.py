@@ -122,11 +122,16 @@ def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_
     assert len(predictions) == 70  # test_shipped_model_reproduces_its_card
     assert np.bincount(predictions, minlength=7).tolist() == np.array(result["confusion_matrix"]).sum(0).tolist()
 
-    # The same run again without --resume is refused; with --resume and more epochs it continues.
+    # The same run again without --resume is refused; with --resume it continues under the saved config,
+    # but an export location given now is where the entry goes (training options given now are not taken).
     again = _train(args, tmp_path)
     assert again.returncode == 2 and "--resume" in again.stderr
-    more = _train([*args, "--resume"], tmp_path)
+    elsewhere = tmp_path / "zoo2"
+    more = _train([*args, "--resume", "--zoo-dir", str(elsewhere), "--lr", "1"], tmp_path)
     assert more.returncode == 0, more.stderr[-3000:]
+    assert (elsewhere / "tiny" / "model.keras").is_file(), "--zoo-dir given on --resume was ignored"
+    assert json.loads((elsewhere / "tiny" / "metrics.json").read_text())["epochs"] == 2
+    assert json.loads((runs / "tiny" / "config.json").read_text())["learning_rate"] == 3e-3
 
 
 def test_resume_continues_from_the_last_epoch(tmp_path):
