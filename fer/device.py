@@ -319,12 +319,15 @@ class DeviceTrainer:
 
 
 def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_dir: Path, *,
-          resume: bool = False, time_budget: float = 510.0, started: float | None = None) -> RunReport:
+          resume: bool = False, time_budget: float = 510.0, started: float | None = None,
+          save_every: float = 60.0) -> RunReport:
     """Train (or continue) the run in ``config.run_dir`` from the pack in ``pack_dir``; returns the report,
     which is also in ``out_dir`` beside the best weights.
 
     Stops before an epoch that would end more than ``time_budget`` seconds after ``started`` (judged by
-    the longest epoch so far; the first epoch of a command always runs).
+    the longest epoch so far; the first epoch of a command always runs). The checkpoint and ``out_dir`` are
+    written at most once every ``save_every`` seconds and when the command ends: on a GPU an epoch takes a
+    second or two, and writing hundreds of MB after each would cost more than the epoch.
     """
     import jax
 
@@ -344,6 +347,7 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
     if best:  # $OUT starts empty on every command
         publish(out_dir, report, best)
     first, longest, train_seconds = report.epochs_done, 0.0, 0.0
+    saved_at, unsaved, unpublished = time.monotonic(), False, False
     for epoch in range(first, config.epochs):
         if epoch > first and time.monotonic() - started + longest > time_budget:
             log.info("Stopping after epoch %d of %d: another would pass the %.0f s time budget. Run the same "
@@ -358,12 +362,16 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
                                         "val_accuracy": val_accuracy, "val_loss": val_loss,
                                         "epoch_seconds": round(time.monotonic() - epoch_start + compiling, 2)})
         best = weights if improved else best
+        unsaved, unpublished = True, unpublished or improved
         train_seconds += step_seconds
         report.faces_per_second = round(trainer.faces_per_epoch * (epoch + 1 - first) / train_seconds, 1)
-        publish(out_dir, report, best if improved else None)
-        save_checkpoint(run_dir, state, best, report)
         log.info(progress_line(report, trainer.faces_per_epoch / step_seconds))
+        if time.monotonic() - saved_at >= save_every:
+            save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
+            saved_at, unsaved, unpublished = time.monotonic(), False, False
         longest = max(longest, time.monotonic() - epoch_start)
+    if unsaved:
+        save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
     if report.finished:
         log.info("Finished all %d epochs: best validation accuracy %.4f (epoch %d). Fetch $OUT and reassemble.",
                  config.epochs, report.best_val_accuracy, report.best_epoch + 1)
@@ -392,6 +400,14 @@ def publish(out_dir: Path, report: RunReport, best: list[tuple[str, np.ndarray]]
     if best is not None:
         report.weights, report.shards = write_shards(out_dir, best)
     report.write(out_dir)
+
+
+def save_run(run_dir: Path, out_dir: Path, state: State, publish_best: list[tuple[str, np.ndarray]] | None,
+             best: list[tuple[str, np.ndarray]], report: RunReport) -> None:
+    """$OUT (the report, and the best weights' shards where ``publish_best`` is given), then the checkpoint."""
+    publish(out_dir, report, publish_best)
+    save_checkpoint(run_dir, state, best, report)
+    log.info("Saved %s at epoch %d", run_dir / CHECKPOINT_FILE, report.epochs_done)
 
 
 def save_checkpoint(run_dir: Path, state: State, best: list[tuple[str, np.ndarray]], report: RunReport) -> None:

@@ -17,9 +17,10 @@ On the device: the device tool's `run`, with carry [".devicepack"], timeout_s 60
 
 (one line; the hyperparameters are an example, not tuned yet). A command stops cleanly before
 --time-budget seconds (default 510, inside the 10-minute limit); while the machine is still held, the
-same command with --resume continues from runs/<name>/ on the device, until it prints "Finished". After
-every epoch $OUT holds report.json and the best epoch's float16 weights (weights-NN.npz): what comes
-back from each call is the run up to its last epoch.
+same command with --resume continues from runs/<name>/ on the device, until it prints "Finished". At most
+every --save-every seconds (default 60) and when the command ends, $OUT gets report.json and the best
+epoch's float16 weights (weights-NN.npz) and the run its checkpoint: what comes back from each call is the
+run up to its last epoch, and a lost machine costs at most a minute of the command.
 
 Here, with the folder the files came back to (files_at):
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--resume", action="store_true", help="continue runs/<name>/ on this machine")
     training.add_argument("--time-budget", type=float, default=510.0,
                           help="seconds after which no new epoch starts (a device command may run 600)")
+    training.add_argument("--save-every", type=float, default=60.0,
+                          help="seconds between writes of the checkpoint and $OUT; the end of a command always "
+                               "writes them (default: %(default)s)")
 
     bench = commands.add_parser("bench", help="on the device: training throughput per architecture (JSON on stdout)")
     bench.add_argument("--archs", nargs="+", default=None, help="architectures (default: all)")
@@ -128,7 +132,8 @@ def run_train(args) -> None:
     from fer.device import train
 
     report = train(from_args(TrainConfig, args), from_args(DeviceConfig, args), args.pack_dir, args.out,
-                   resume=args.resume, time_budget=args.time_budget, started=STARTED)
+                   resume=args.resume, time_budget=args.time_budget, started=STARTED,
+                   save_every=args.save_every)
     state = "finished" if report.finished else f"{report.epochs_done} of {report.train_config['epochs']} epochs"
     print(f"{report.run_name}: {state}, best validation accuracy {report.best_val_accuracy:.4f}, "
           f"{report.faces_per_second:,.0f} faces/s on {report.device} ({report.precision}, batch "

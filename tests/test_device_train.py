@@ -179,8 +179,8 @@ def device_run(synthetic_folders, tmp_path_factory):
                                    "--no-wheels"]) == 0
     first = run_on_device(tmp, *TRAIN, "--time-budget", "0")
     stopped = report(tmp / "out")
-    resumed = run_on_device(tmp, *TRAIN, "--resume")
-    straight = run_on_device(tmp, *TRAIN, "--name", "straight", "--time-budget", "600")
+    resumed = run_on_device(tmp, *TRAIN, "--resume", "--save-every", "0")
+    straight = run_on_device(tmp, *TRAIN, "--name", "straight", "--time-budget", "600", "--save-every", "600")
     (tmp / "out").rename(tmp / "fetched")  # the last command's $OUT, as fetched: the straight run
     return {"tmp": tmp, "first": first, "stopped": stopped, "resumed": resumed, "straight": straight}
 
@@ -190,6 +190,15 @@ def test_the_time_budget_stops_after_an_epoch_and_resume_continues_from_it(devic
     assert "Stopping after epoch 1 of 3" in device_run["first"]
     assert "Resuming runs/custom_cnn at epoch 2 of 3" in device_run["resumed"]
     assert "epoch 1/3" not in device_run["resumed"] and "epoch 3/3" in device_run["resumed"]
+
+
+def test_the_run_is_saved_when_due_and_when_the_command_ends(device_run):
+    def saved(output):
+        return [line.split(" at epoch ")[1] for line in output.splitlines() if "Saved runs/" in line]
+
+    assert saved(device_run["first"]) == ["1"]  # stopped by its budget
+    assert saved(device_run["resumed"]) == ["2", "3"]  # --save-every 0: every epoch
+    assert saved(device_run["straight"]) == ["3"]  # not due before the end
 
 
 def test_a_resumed_run_is_the_uninterrupted_run(device_run):
