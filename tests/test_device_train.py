@@ -271,6 +271,42 @@ def test_an_unfinished_run_is_reassembled_only_when_asked(device_run, tmp_path):
         reassemble(stopped, output=str(tmp_path / "runs"))
 
 
+ZOO_SCRIPT = REPO / "scripts" / "device_zoo.sh"
+
+
+def run_zoo_script(tmp, **env: str) -> subprocess.CompletedProcess:
+    """scripts/device_zoo.sh in ``tmp`` with ``env``, its Python the device's (no TensorFlow, OpenCV or
+    scikit-learn) and every run on the pack in ``tmp/pack``, a batch of 32."""
+    (tmp / "as_on_the_device.py").write_text(AS_ON_THE_DEVICE)
+    python = tmp / "device-python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp / "as_on_the_device.py"}" "$@"\n')
+    python.chmod(0o755)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "OUT": str(tmp / "zoo-out"), "PYTHON": str(python),
+           "OPTIONS": "--pack-dir pack --batch-size 32 --lr 3e-3 --output zoo-runs", **env}
+    return subprocess.run(["bash", str(ZOO_SCRIPT)], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_zoo_script_trains_each_architecture_into_its_own_out_folder(device_run):
+    tmp = device_run["tmp"]
+    done = run_zoo_script(tmp, ARCHS="custom_cnn", EPOCHS="2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = report(tmp / "zoo-out" / "custom_cnn")
+    assert (run["epochs_done"], run["train_config"]["epochs"], run["train_config"]["batch_size"]) == (2, 2, 32)
+    assert "Finished all 2 epochs" in (tmp / "zoo-out" / "custom_cnn" / "train.log").read_text()
+    again = run_zoo_script(tmp, ARCHS="custom_cnn", EPOCHS="2", RESUME="1")  # a finished run: nothing to do
+    assert again.returncode == 0 and "epoch 1/2" not in again.stdout, again.stderr[-3000:]
+    late = run_zoo_script(tmp, ARCHS="custom_cnn vgg16_bn", EPOCHS="2", BUDGET="0", RESUME="1")
+    assert late.returncode == 0 and "vgg16_bn: not started" in late.stdout, late.stderr[-3000:]
+
+
+@pytest.mark.parametrize("archs, epochs, says", [("", "3", "ARCHS is empty"),
+                                                 ("custom_cnn custom_cnn", "3", "twice"),
+                                                 ("custom_cnn vgg16_bn", "3 4 5", "3 values for 2")])
+def test_the_zoo_script_refuses_what_it_cannot_run(tmp_path, archs, epochs, says):
+    done = run_zoo_script(tmp_path, ARCHS=archs, EPOCHS=epochs)
+    assert done.returncode == 2 and says in done.stderr and not (tmp_path / "zoo-out").exists()
+
+
 def test_the_travel_size_counts_the_working_tree_and_the_pack(tmp_path):
     from fer.device_host import TRAVEL_BUDGET, travel_size
 
