@@ -251,11 +251,30 @@ def write_run(config, network, report: RunReport) -> None:
     (run_dir / DEVICE_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
 
 
+def run_as_benchmark(report: RunReport) -> dict:
+    """A finished device run's measured training speed, in the form ``bench`` writes: whole epochs of a
+    real run (augmentation included), where ``bench`` times a few steps."""
+    if not report.finished:
+        raise DeviceRunError(f"{report.run_name} did {report.epochs_done} of {report.train_config['epochs']} "
+                             "epochs: record the speed of finished runs only.")
+    config = report.train_config
+    return {"device": report.device, "hardware": report.hardware, "precision": report.precision,
+            "batch_size": config["batch_size"], "versions": report.versions,
+            "architectures": {config["architecture"]: {
+                "faces_per_second": report.faces_per_second, "compile_seconds": report.compile_seconds,
+                "run": report.run_name, "epochs": report.epochs_done, "measured": "a training run's epochs"}}}
+
+
 def record_benchmark(bench: dict, results: Path) -> str:
-    """Merge a device benchmark into ``results`` (benchmarks/results.json) under ``device_training``, keyed
-    by device, precision and batch; returns the key."""
+    """Merge a device benchmark (``bench``'s JSON, or a finished run's report.json) into ``results``
+    (benchmarks/results.json) under ``device_training``, keyed by device, precision and batch; the
+    architectures it measured replace theirs under that key, the others stay. Returns the key."""
+    if "run_name" in bench:
+        bench = run_as_benchmark(RunReport.from_dict(bench))
     data = json.loads(results.read_text()) if results.exists() else {}
     key = f"{bench['device']} {bench['precision']} batch {bench['batch_size']}"
-    data.setdefault("device_training", {})[key] = bench
+    recorded = data.setdefault("device_training", {}).get(key, {})
+    data["device_training"][key] = {**bench, "architectures": {**recorded.get("architectures", {}),
+                                                               **bench["architectures"]}}
     results.write_text(json.dumps(data, indent=2) + "\n")
     return key

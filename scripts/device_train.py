@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("aside", help="here: move the zoo's weights out of the working tree a device call carries")
     commands.add_parser("back", help="here: put the zoo's weights back after the last device call")
 
-    record = commands.add_parser("record", help="here: add a bench JSON to benchmarks/results.json")
-    record.add_argument("bench_json", type=Path)
+    record = commands.add_parser("record", help="here: add measured speeds (bench JSON, or finished runs' "
+                                                "report.json) to benchmarks/results.json")
+    record.add_argument("bench_json", type=Path, nargs="+")
     record.add_argument("--results", type=Path, default=Path("benchmarks/results.json"))
     return p
 
@@ -160,8 +161,9 @@ def run_reassemble(args) -> None:
 def run_record(args) -> None:
     from fer.device_host import record_benchmark
 
-    key = record_benchmark(json.loads(args.bench_json.read_text()), args.results)
-    print(f"Recorded {key!r} in {args.results}")
+    for path in args.bench_json:
+        key = record_benchmark(json.loads(path.read_text()), args.results)
+        print(f"Recorded {path} under {key!r} in {args.results}")
 
 
 def run_aside(args) -> None:

@@ -363,3 +363,21 @@ def test_a_device_benchmark_is_recorded_with_its_device_batch_and_precision(tmp_
     saved = json.loads(results.read_text())
     assert saved["models"] == {"custom_cnn": {}} and saved["device_training"][key] == bench
     assert key == "NVIDIA H100 80GB HBM3 mixed_bfloat16 batch 512"
+
+
+def test_a_finished_runs_speed_is_recorded_beside_the_others_and_an_unfinished_one_refused(device_run, tmp_path):
+    from fer.device_files import DeviceRunError
+    from fer.device_host import record_benchmark
+
+    results = tmp_path / "results.json"
+    run = report(device_run["tmp"] / "fetched")
+    bench = {"device": run["device"], "precision": run["precision"], "batch_size": 32,
+             "architectures": {"vgg16_bn": {"faces_per_second": 1.0}}}
+    key = record_benchmark(bench, results)
+    assert record_benchmark(run, results) == key
+    recorded = json.loads(results.read_text())["device_training"][key]["architectures"]
+    assert recorded["vgg16_bn"] == {"faces_per_second": 1.0}, "the other architectures stay"
+    assert recorded["custom_cnn"]["faces_per_second"] == run["faces_per_second"] > 0
+    assert (recorded["custom_cnn"]["run"], recorded["custom_cnn"]["epochs"]) == ("straight", 3)
+    with pytest.raises(DeviceRunError, match="1 of 3 epochs"):
+        record_benchmark(device_run["stopped"], results)
