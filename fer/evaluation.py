@@ -36,8 +36,8 @@ def evaluate_model(model, split: Split, batch_size: int = 256) -> EvaluationResu
 
 @dataclass
 class CalibratedScores:
-    """A model's raw and calibrated probabilities on some faces: ``temperature`` is the one applied (per member
-    for the ensemble; 1 where none was fitted), ``fitted`` whether every temperature was fitted, ``calibration``
+    """A model's raw and calibrated probabilities on some faces: ``temperature`` is the one applied (per member,
+    and its own under ``ensemble``, for the ensemble; 1 where none was fitted), ``fitted`` whether every temperature was fitted, ``calibration``
     the record whose uncertain threshold applies (None: none was chosen)."""
 
     raw: np.ndarray
@@ -56,18 +56,20 @@ class CalibratedScores:
 
 def score_calibrated(model: str, images: np.ndarray, zoo_dir: Path | None = None) -> CalibratedScores:
     """Raw and calibrated probabilities of a zoo model, an entry folder, a model file or ``ensemble`` (the mean of
-    its members' raw, and of their calibrated, probabilities) on uint8 faces (N, 48, 48). One forward pass per
-    model: the temperature is applied to the raw scores (fer.calibration.apply_temperature, the transform
-    fer.zoo.load_model builds in)."""
+    its members' raw probabilities, and fer.ensemble.combine of their calibrated ones with its own temperature)
+    on uint8 faces (N, 48, 48). One forward pass per model: the temperature is applied to the raw scores
+    (fer.calibration.apply_temperature, the transform fer.zoo.load_model builds in)."""
     from fer.zoo import ensemble_members, load_model, read_calibration
 
     if model == ENSEMBLE and not Path(model).exists():
         names = ensemble_members(zoo_dir)
         members = [score_calibrated(name, images, zoo_dir) for name in names]
+        ensemble = read_calibration(ENSEMBLE, zoo_dir)
+        temperature = ensemble.temperature if ensemble else 1.0
         return CalibratedScores(np.asarray(combine(np.stack([m.raw for m in members]))),
-                                np.asarray(combine(np.stack([m.calibrated for m in members]))),
-                                {name: m.temperature for name, m in zip(names, members)},
-                                read_calibration(ENSEMBLE, zoo_dir), all(m.fitted for m in members))
+                                np.asarray(combine(np.stack([m.calibrated for m in members]), temperature)),
+                                {**{name: m.temperature for name, m in zip(names, members)}, ENSEMBLE: temperature},
+                                ensemble, all(m.fitted for m in members))
     calibration = read_calibration(model, zoo_dir)
     raw = predict_scores(load_model(model, zoo_dir, calibrated=False), images)
     if calibration is None:

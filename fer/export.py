@@ -191,9 +191,9 @@ def choose_members(val_scores: dict[str, np.ndarray], labels) -> tuple[list[str]
 
 def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
     """Choose the ensemble's members on the validation slice (see choose_members; the test split plays no part),
-    choose its uncertain threshold on its validation scores (the mean of its calibrated members; it has no
-    temperature of its own), measure it on test and record it in the manifest, sealed to its members'
-    fingerprints. Every entry must be calibrated and share the validation slice ``dataset`` holds."""
+    fit its own temperature on the mean of its calibrated members' validation scores (minimum NLL) and its
+    uncertain threshold on the result, measure both on test and record them in the manifest, sealed to its
+    members' fingerprints. Every entry must be calibrated and share the validation slice ``dataset`` holds."""
     zoo_dir = Path(zoo_dir)
     entries = list_entries(zoo_dir)
     if len(entries) < MIN_MEMBERS:  # members are chosen among local entries: their scores are computed here
@@ -206,13 +206,15 @@ def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
     val = {e.name: score_calibrated(e.name, dataset.val.images, zoo_dir) for e in entries}
     members, selection = choose_members({n: s.calibrated for n, s in val.items()}, dataset.val.labels)
     test = {n: score_calibrated(n, dataset.test.images, zoo_dir) for n in members}  # for the record only
+    temperature = calib.fit_temperature(np.asarray(combine(np.stack([val[n].calibrated for n in members]))),
+                                        dataset.val.labels)
     splits = {}
     for split, scored in ((dataset.val, val), (dataset.test, test)):
         chosen = [scored[n] for n in members]
         splits[split.name] = (np.asarray(combine(np.stack([m.raw for m in chosen]))),
-                              np.asarray(combine(np.stack([m.calibrated for m in chosen]))),
+                              np.asarray(combine(np.stack([m.calibrated for m in chosen]), temperature)),
                               split.labels, split.source_name)
-    calibration = calib.record(1.0, splits[dataset.val.name], splits[dataset.test.name])
+    calibration = calib.record(temperature, splits[dataset.val.name], splits[dataset.test.name])
     return record_ensemble_calibration(zoo_dir, calibration, members, selection)
 
 

@@ -131,6 +131,12 @@ class Recognizer:
         """Every loaded model, plus ``ensemble`` when it has two members or more."""
         return [*self.models, *([ENSEMBLE] if self.has_ensemble else [])]
 
+    @property
+    def ensemble_temperature(self) -> float:
+        """The ensemble's own temperature (1 while it has no calibration)."""
+        calibration = self.calibrations.get(ENSEMBLE)
+        return calibration.temperature if calibration else 1.0
+
     def uncertain_threshold(self, model: str) -> float | None:
         """The top score below which ``model`` calls a face uncertain (None: it has no validated threshold)."""
         calibration = self.calibrations.get(model)
@@ -158,7 +164,8 @@ class Recognizer:
         raw = {name: np.asarray(self._fns[name](x)) for name in self.models if name in needed}
         out = {name: raw[name] for name in names if name != ENSEMBLE}
         if ENSEMBLE in names:
-            out[ENSEMBLE] = np.asarray(combine(np.stack([raw[n] for n in self.ensemble_members])))
+            out[ENSEMBLE] = np.asarray(combine(np.stack([raw[n] for n in self.ensemble_members]),
+                                               self.ensemble_temperature))
         return out
 
     def predict(self, image, models: str | list[str] | None = None, whole_image_if_no_face: bool = False,

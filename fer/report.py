@@ -56,7 +56,7 @@ def calibration_table(entries: list[ZooEntry], ensemble: Calibration | None = No
                          + " |" * (len(head) - 2))
             continue
         t, s = c.test, c.test.selective
-        temperature = "members'" if name == ENSEMBLE else f"{c.temperature:.4f}"
+        temperature = f"members', then {c.temperature:.4f}" if name == ENSEMBLE else f"{c.temperature:.4f}"
         cells = [f"`{name}`", temperature, f"{t.calibrated.accuracy:.4f}", f"{t.raw.ece:.4f}",
                  f"**{t.calibrated.ece:.4f}**", f"{t.raw.nll:.4f}", f"{t.calibrated.nll:.4f}", f"{t.raw.brier:.4f}",
                  f"{t.calibrated.brier:.4f}", f"{c.uncertain_threshold:.2f}", f"{s.coverage:.1%}", f"{s.accuracy:.1%}"]
@@ -186,7 +186,7 @@ def plot_confusion_matrices(entries: list[ZooEntry], path: Path) -> None:
 
 CALIBRATION_NOTE = (
     "Scores are calibrated by temperature scaling (`softmax(log p / T)`, T fitted per model on its validation "
-    f"slice; the ensemble averages calibrated members). ECE: expected calibration error, top label, {NUM_BINS} "
+    f"slice; the ensemble averages calibrated members, then applies a T of its own, fitted on that mean). ECE: expected calibration error, top label, {NUM_BINS} "
     "equal-width bins; NLL: mean negative log-likelihood; Brier: squared error summed over the seven classes, "
     "mean over faces. A face is *uncertain* when its top calibrated score is below the model's threshold: the "
     f"lowest (in steps of {THRESHOLD_STEP}) at which the validation faces at or above it are at least "
@@ -202,7 +202,8 @@ COST_NOTE = (
 
 
 ENSEMBLE_NOTE = (
-    "The ensemble averages its members' calibrated probabilities. Its members are chosen on the validation "
+    "The ensemble averages its members' calibrated probabilities and scales the mean by a temperature of its own "
+    "(where members disagree, their mean is less sure than it should be). Its members are chosen on the validation "
     "slice by `python -m fer zoo calibrate ensemble --data PATH`: of every set of two or more zoo models, the "
     "one whose mean scores most validation faces right (the test split plays no part).")
 

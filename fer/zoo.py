@@ -392,14 +392,17 @@ def ensemble_members(zoo_dir: Path | None = None) -> list[str]:
 def load_model(model: str, zoo_dir: Path | None = None, calibrated: bool = True):
     """The model that scores faces: the network in its entry's test-time augmentation, its probabilities
     temperature-scaled by the entry's calibration (``calibrated=False``: the raw scores, which calibration is
-    fitted on); a .tflite file as a LiteModel; ``ensemble`` averaging its members (see ensemble_members).
+    fitted on); a .tflite file as a LiteModel; ``ensemble`` averaging its members (see ensemble_members), then
+    scaled by its own temperature.
     An entry without a calibration scores with T = 1, and a warning says so."""
     import keras
 
     from fer.models import with_temperature, with_tta
 
     if model == ENSEMBLE and not Path(model).exists():
-        return ensemble_model({name: load_model(name, zoo_dir, calibrated) for name in ensemble_members(zoo_dir)})
+        members = {name: load_model(name, zoo_dir, calibrated) for name in ensemble_members(zoo_dir)}
+        own = read_ensemble_calibration(zoo_dir) if calibrated else None
+        return ensemble_model(members, own.temperature if own else 1.0)
     located = _locate(model, zoo_dir, calibration=calibrated)
     if located.path.suffix == ".tflite":
         from fer.lite import LiteModel

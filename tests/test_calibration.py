@@ -206,6 +206,15 @@ def test_an_over_confident_model_gets_a_temperature_above_one_and_a_lower_ece(ba
     assert read_calibration("x5", zoo).sha256 == entry.calibration.sha256
     assert read_ensemble_calibration(zoo).uncertain_threshold == fitted["ensemble"]["uncertain_threshold"]
 
+    # The ensemble's own temperature: fitted on the mean of its calibrated members' validation scores.
+    from fer.data import load_dataset
+    from fer.evaluation import score_calibrated
+
+    val = load_dataset(data, val_fraction=0.1, seed=0).val
+    mean = np.mean([score_calibrated(n, val.images, zoo).calibrated for n in ("x1", "x5")], axis=0)
+    assert fitted["ensemble"]["temperature"] == calib.fit_temperature(mean, val.labels)
+    assert read_ensemble_calibration(zoo).temperature == fitted["ensemble"]["temperature"]
+
 
 def test_refitting_is_idempotent(bar_zoo, monkeypatch, capsys):
     zoo, data = bar_zoo
@@ -253,7 +262,7 @@ def test_evaluate_json_reports_raw_and_calibrated_scores(bar_zoo, monkeypatch, c
 
     assert main(["evaluate", "--model", "ensemble", "--data", str(data), "--json"]) == 0
     ensemble = json.loads(capsys.readouterr().out)["calibration"]
-    assert set(ensemble["temperature"]) == {"x1", "x5"}
+    assert set(ensemble["temperature"]) == {"x1", "x5", "ensemble"}  # each member's, and its own
 
     from fer.data import load_dataset
 

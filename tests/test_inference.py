@@ -226,3 +226,32 @@ def test_the_ensemble_averages_only_the_members_chosen_on_validation(app_zoo, tm
     assert Recognizer.from_zoo(zoo).ensemble_members == ["alpha", "beta"]
     write_manifest(zoo)
     assert "ensemble" not in json.loads((zoo / "manifest.json").read_text())
+
+
+def test_the_ensembles_own_temperature_is_applied_alike_in_app_api_and_evaluation(app_zoo, tmp_path):
+    """The Recognizer (app, API, MCP, CLI), fer.zoo.load_model and fer evaluate's scores agree on the ensemble:
+    the mean of its calibrated members, then its own temperature."""
+    import shutil
+
+    from fer.calibration import Calibration, apply_temperature
+    from fer.evaluation import score_calibrated
+    from fer.export import record_ensemble_calibration
+    from fer.zoo import load_model
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(app_zoo, zoo)
+    record_ensemble_calibration(zoo, Calibration(0.25, 0.4))
+    x = synthetic_faces(3)[0]
+    recognizer = Recognizer.from_zoo(zoo)
+    scores = recognizer.score_crops(x, "all")
+    mean = (scores["alpha"] + scores["beta"]) / 2
+    expected = apply_temperature(mean, 0.25)
+    assert recognizer.ensemble_temperature == 0.25 and np.abs(expected - mean).max() > 1e-3
+    np.testing.assert_allclose(scores[ENSEMBLE], expected, atol=1e-5)
+    np.testing.assert_allclose(load_model(ENSEMBLE, zoo_dir=zoo).predict(x[..., None].astype("float32"), verbose=0),
+                               expected, atol=1e-5)
+    evaluated = score_calibrated(ENSEMBLE, x, zoo)
+    np.testing.assert_allclose(evaluated.calibrated, expected, atol=1e-5)
+    assert evaluated.temperature[ENSEMBLE] == 0.25
+    np.testing.assert_allclose(load_model(ENSEMBLE, zoo_dir=zoo, calibrated=False).predict(
+        x[..., None].astype("float32"), verbose=0), evaluated.raw, atol=1e-5)
