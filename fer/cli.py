@@ -36,7 +36,7 @@ def _calibration_report(block: dict) -> str:
     """The ``calibration`` block of evaluate as text: raw against calibrated scores, and the uncertain threshold."""
     t = block["temperature"]
     temperature = ", ".join(f"{n} {v:.4f}" for n, v in t.items()) if isinstance(t, dict) else f"{t:.4f}"
-    unfitted = " (members without a fitted temperature score with T = 1)" if isinstance(t, dict) else " (not fitted: T = 1)"
+    unfitted = " (what has no fitted temperature scores with T = 1)" if isinstance(t, dict) else " (not fitted: T = 1)"
     lines = [f"calibration: temperature {temperature}" + ("" if block["fitted"] else unfitted),
              f"{'':>10s} {'accuracy':>9s} {'ECE':>9s} {'NLL':>9s} {'Brier':>9s}"]
     for kind in ("raw", "calibrated"):

@@ -4,9 +4,10 @@
     compiled step: gather, augmentation (fer.device_augment), ``stateless_call`` and the optimizer's
     ``stateless_apply`` -> validation -> checkpoint (runs/<name>/checkpoint.npz) -> $OUT
 
-Every epoch the best-on-validation weights (float16 shards) and the report go to $OUT, and the whole
-state (weights, optimizer, best weights, report) to the run folder, which stays on the device between
-commands while the machine is held: ``--resume`` continues from it. Validation accuracy is that of the
+At most every ``save_every`` seconds and when a command ends, the best-on-validation weights (float16
+shards) and the report go to $OUT, and the whole state (weights, optimizer, best weights, report) to the
+run folder, which stays on the device between commands while the machine is held: ``--resume`` continues
+from it. Validation accuracy is that of the
 float16 weights computed in float32, so it is the number reassembly (fer.device_host) finds again.
 
 Imports numpy, JAX and Keras on the JAX backend; never TensorFlow, OpenCV or scikit-learn, which the
@@ -348,30 +349,32 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
         publish(out_dir, report, best)
     first, longest, train_seconds = report.epochs_done, 0.0, 0.0
     saved_at, unsaved, unpublished = time.monotonic(), False, False
-    for epoch in range(first, config.epochs):
-        if epoch > first and time.monotonic() - started + longest > time_budget:
-            log.info("Stopping after epoch %d of %d: another would pass the %.0f s time budget. Run the same "
-                     "command with --resume to continue.", epoch, config.epochs, time_budget)
-            break
-        epoch_start = time.monotonic()
-        state, loss, accuracy = trainer.train_epoch(state, epoch)
-        step_seconds = time.monotonic() - epoch_start
-        val_loss, val_accuracy, weights = trainer.validate(state)
-        compiling = report.compile_seconds if epoch == first else 0.0  # the cost of the command, counted once
-        improved = report.record_epoch({"epoch": epoch, "accuracy": accuracy, "loss": loss,
-                                        "val_accuracy": val_accuracy, "val_loss": val_loss,
-                                        "epoch_seconds": round(time.monotonic() - epoch_start + compiling, 2)})
-        best = weights if improved else best
-        unsaved, unpublished = True, unpublished or improved
-        train_seconds += step_seconds
-        report.faces_per_second = round(trainer.faces_per_epoch * (epoch + 1 - first) / train_seconds, 1)
-        log.info(progress_line(report, trainer.faces_per_epoch / step_seconds))
-        if time.monotonic() - saved_at >= save_every:
+    try:
+        for epoch in range(first, config.epochs):
+            if epoch > first and time.monotonic() - started + longest > time_budget:
+                log.info("Stopping after epoch %d of %d: another would pass the %.0f s time budget. Run the same "
+                         "command with --resume to continue.", epoch, config.epochs, time_budget)
+                break
+            epoch_start = time.monotonic()
+            trained, loss, accuracy = trainer.train_epoch(state, epoch)
+            step_seconds = time.monotonic() - epoch_start
+            val_loss, val_accuracy, weights = trainer.validate(trained)
+            compiling = report.compile_seconds if epoch == first else 0.0  # the cost of the command, counted once
+            improved = report.record_epoch({"epoch": epoch, "accuracy": accuracy, "loss": loss,
+                                            "val_accuracy": val_accuracy, "val_loss": val_loss,
+                                            "epoch_seconds": round(time.monotonic() - epoch_start + compiling, 2)})
+            state, best = trained, weights if improved else best  # the epoch counts from here on
+            unsaved, unpublished = True, unpublished or improved
+            train_seconds += step_seconds
+            report.faces_per_second = round(trainer.faces_per_epoch * (epoch + 1 - first) / train_seconds, 1)
+            log.info(progress_line(report, trainer.faces_per_epoch / step_seconds))
+            if time.monotonic() - saved_at >= save_every:
+                save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
+                saved_at, unsaved, unpublished = time.monotonic(), False, False
+            longest = max(longest, time.monotonic() - epoch_start)
+    finally:  # the epochs done so far are kept whichever way the command ends
+        if unsaved:
             save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
-            saved_at, unsaved, unpublished = time.monotonic(), False, False
-        longest = max(longest, time.monotonic() - epoch_start)
-    if unsaved:
-        save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
     if report.finished:
         log.info("Finished all %d epochs: best validation accuracy %.4f (epoch %d). Fetch $OUT and reassemble.",
                  config.epochs, report.best_val_accuracy, report.best_epoch + 1)

@@ -262,7 +262,8 @@ def run_as_benchmark(report: RunReport) -> dict:
             "batch_size": config["batch_size"], "versions": report.versions,
             "architectures": {config["architecture"]: {
                 "faces_per_second": report.faces_per_second, "compile_seconds": report.compile_seconds,
-                "run": report.run_name, "epochs": report.epochs_done, "measured": "a training run's epochs"}}}
+                "run": report.run_name, "epochs": report.epochs_done,
+                "measured": "the training steps of the run's last device command"}}}
 
 
 def record_benchmark(bench: dict, results: Path) -> str:
@@ -274,7 +275,7 @@ def record_benchmark(bench: dict, results: Path) -> str:
     data = json.loads(results.read_text()) if results.exists() else {}
     key = f"{bench['device']} {bench['precision']} batch {bench['batch_size']}"
     recorded = data.setdefault("device_training", {}).get(key, {})
-    data["device_training"][key] = {**bench, "architectures": {**recorded.get("architectures", {}),
-                                                               **bench["architectures"]}}
+    data["device_training"][key] = {**recorded, **bench, "architectures": {**recorded.get("architectures", {}),
+                                                                           **bench["architectures"]}}
     results.write_text(json.dumps(data, indent=2) + "\n")
     return key

@@ -69,7 +69,7 @@ def score_calibrated(model: str, images: np.ndarray, zoo_dir: Path | None = None
         return CalibratedScores(np.asarray(combine(np.stack([m.raw for m in members]))),
                                 np.asarray(combine(np.stack([m.calibrated for m in members]), temperature)),
                                 {**{name: m.temperature for name, m in zip(names, members)}, ENSEMBLE: temperature},
-                                ensemble, all(m.fitted for m in members))
+                                ensemble, ensemble is not None and all(m.fitted for m in members))
     calibration = read_calibration(model, zoo_dir)
     raw = predict_scores(load_model(model, zoo_dir, calibrated=False), images)
     if calibration is None:

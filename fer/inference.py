@@ -1,7 +1,8 @@
 """Inference: image -> faces -> 48x48 crops -> scores per model -> result.
 
 ``Recognizer`` loads the zoo's models once and scores every face with any of them, or with
-``ensemble`` (fer.ensemble: the mean of its members' probabilities, offered with two members or more; the
+``ensemble`` (fer.ensemble: the mean of its members' probabilities at its own temperature, offered with two
+members or more; the
 members are the zoo models chosen on validation, see fer.zoo.ensemble_members)::
 
     recognizer = Recognizer.from_zoo()
@@ -10,7 +11,7 @@ members are the zoo models chosen on validation, see fer.zoo.ensemble_members)::
     result.faces[0].uncertain["custom_cnn"]  # top score below the model's validated threshold
 
 Scores from the zoo are calibrated (fer.zoo.load_model applies each entry's temperature; the ensemble
-averages calibrated members), and each model's uncertain threshold comes with its calibration.
+averages calibrated members, then applies its own), and each model's uncertain threshold comes with its calibration.
 """
 
 from __future__ import annotations

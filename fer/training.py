@@ -277,8 +277,9 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
         raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
                               "or choose another --name / --output.")
     if resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
-        if saved != config.to_dict():
+        saved, given = json.loads(config_path.read_text()), config.to_dict()
+        if {k: v for k, v in saved.items() if k not in AFTER_TRAINING} != \
+                {k: v for k, v in given.items() if k not in AFTER_TRAINING}:
             log.warning("Resuming %s with a config that differs from the saved one; the saved one is kept.",
                         run_dir)
     else:
@@ -292,18 +293,29 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 AFTER_TRAINING = ("data", "zoo_dir", "tta", "export")
 """Options that change what happens once training is done (where the data is read from, where the entry goes,
-how it is scored), not what is trained: given on ``--resume``, they replace the saved ones."""
+how it is scored), not what is trained: given on ``--resume``, they replace the saved ones (``--data`` only
+once every epoch is done: it would change what the remaining epochs train on)."""
 
 
 def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> TrainConfig:
     """The saved config of the run in ``run_dir``, with the AFTER_TRAINING options named in ``explicit``
-    (those given on this command line) taken from ``given``. Every other option stays as saved."""
+    (those given on this command line) taken from ``given``. Every other option stays as saved, and a warning
+    names each one given with another value."""
     config = load_run_config(run_dir)
-    for name in AFTER_TRAINING:
-        if name in explicit and getattr(given, name) != getattr(config, name):
-            log.info("Resuming with --%s %s (was %s)", name.replace("_", "-"), getattr(given, name),
-                     getattr(config, name))
-            setattr(config, name, getattr(given, name))
+    finished = len(read_history(run_dir / "history.csv")) >= config.epochs
+    for opt in options(TrainConfig):
+        saved, now = opt.get(config), opt.get(given)
+        if opt.name not in explicit or now == saved:
+            continue
+        if opt.name not in AFTER_TRAINING:
+            log.warning("Resuming %s keeps its saved %s %s (given: %s): only %s may change on --resume.",
+                        run_dir, opt.flag, saved, now, ", ".join(f"--{n.replace('_', '-')}" for n in AFTER_TRAINING))
+            continue
+        if opt.name == "data" and not finished:
+            raise ConfigError(f"{run_dir} has epochs left to train on {saved}: resume it without --data, or "
+                              "once every epoch is done.")
+        log.info("Resuming %s with %s %s (was %s)", run_dir, opt.flag, now, saved)
+        setattr(config, opt.name, now)
     return config
 
 

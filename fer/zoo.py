@@ -227,8 +227,8 @@ def ensemble_record(zoo_dir: Path | None = None) -> dict | None:
 
 
 def read_ensemble_calibration(zoo_dir: Path | None = None) -> Calibration | None:
-    """The ensemble's uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if the manifest
-    holds one for members still in the zoo unchanged (see ensemble_record)."""
+    """The ensemble's temperature and uncertain threshold (fitted by ``python -m fer zoo calibrate ensemble``) if
+    the manifest holds them for members still in the zoo unchanged (see ensemble_record)."""
     record = ensemble_record(zoo_dir)
     return record["calibration"] if record else None
 
@@ -362,7 +362,7 @@ def resolve_model_path(model: str, zoo_dir: Path | None = None) -> Path:
 
 def read_calibration(model: str, zoo_dir: Path | None = None) -> Calibration | None:
     """The verified calibration of a zoo name, an entry folder or a model file (None: uncalibrated, T = 1);
-    for ``ensemble``, its uncertain threshold (see read_ensemble_calibration)."""
+    for ``ensemble``, its own temperature and uncertain threshold (see read_ensemble_calibration)."""
     if model == ENSEMBLE and not Path(model).exists():
         return read_ensemble_calibration(zoo_dir)
     return _locate(model, zoo_dir).calibration

@@ -4,41 +4,61 @@
 # The device tool's `run`, with carry [".devicepack"] (see scripts/device_train.py pack), timeout_s 600:
 #
 #     bash scripts/device_zoo.sh                                   # vgg16_bn, then custom_cnn
-#     ARCHS=resnet50v2 EPOCHS=300 bash scripts/device_zoo.sh       # the next call
+#     ARCHS=resnet50v2 bash scripts/device_zoo.sh                  # the next call
 #
-# Run from the repository root (the pack is .devicepack/ there, the runs go to runs/). Each run writes $OUT/<name>/ (report.json, float16 weight shards, train.log): fetch, then here
-# `python scripts/device_train.py reassemble FILES_AT/<name> --name <name>`. The runs share one deadline
-# (BUDGET seconds after the script starts); a run the deadline cuts short keeps its checkpoint on the
-# device, and the same call with RESUME=1 continues it while the machine is held.
+# Run from the repository root (the pack is .devicepack/ there). Each run trains in $RUNS/<arch>/ and
+# writes $OUT/<arch>/ (report.json, float16 weight shards, train.log): fetch, then here
+# `python scripts/device_train.py reassemble FILES_AT/<arch> --name <arch>`. The runs share one deadline
+# (BUDGET seconds after the script starts). A run that already has a checkpoint in $RUNS/<arch>/ (the
+# deadline cut it short in an earlier call on this machine) is continued, not restarted: the same call
+# again finishes what the last one left.
 #
-# A call returns at most 8 files of 16 MiB: resnet50v2's float16 weights are 4 shards and vgg16_bn's 2,
-# so resnet50v2 goes alone (4 shards + report + log) and vgg16_bn with custom_cnn (7 files).
+# A call returns at most 8 files of 16 MiB: resnet50v2's float16 weights are 4 shards, vgg16_bn's and
+# vgg16's 2, custom_cnn's 1, and each run adds report.json and train.log. The script refuses a set of
+# architectures over 8 files: resnet50v2 goes alone, vgg16_bn with custom_cnn.
 #
 # Environment (defaults in brackets):
-#   ARCHS    architectures, in order                        [vgg16_bn custom_cnn]
-#   EPOCHS   epochs, one for all or one per architecture     [300 250]
-#   BUDGET   seconds for the whole call, start-up included   [540]
-#   RESUME   1: continue the runs in runs/ on this machine   []
-#   OPTIONS  further `device_train.py train` options, for every run
+#   ARCHS    architectures, in order                         [vgg16_bn custom_cnn]
+#   EPOCHS   epochs, one for all or one per architecture      [custom_cnn 250, the others 300]
+#   BUDGET   seconds for the whole call, start-up included    [540]
+#   RUNS     where the runs live on the device                [runs]
+#   OPTIONS  further `device_train.py train` options, for every run (not --name, --output or --out)
 #            [--batch-size 256 --lr 1e-3 --warmup-epochs 3 --label-smoothing 0 --erasing 0.25]
-#   PYTHON   the interpreter                                 [python3]
+#   PYTHON   the interpreter                                  [python3]
 set -euo pipefail
 here=$(dirname "$0")
 STARTED=$(date +%s)
 read -r -a archs <<< "${ARCHS-vgg16_bn custom_cnn}"
-read -r -a epochs <<< "${EPOCHS:-300 250}"
-read -r -a options <<< "${OPTIONS:---batch-size 256 --lr 1e-3 --warmup-epochs 3 --label-smoothing 0 --erasing 0.25}"
+read -r -a epochs <<< "${EPOCHS-}"
+read -r -a options <<< "${OPTIONS---batch-size 256 --lr 1e-3 --warmup-epochs 3 --label-smoothing 0 --erasing 0.25}"
 budget=${BUDGET:-540}
+runs=${RUNS:-runs}
 python=${PYTHON:-python3}
 out=${OUT:-device_out}
+MIN_LEFT=90  # seconds: compiling a big network and its first epoch, which always runs, take about this
 
 fail() { echo "error: $*" >&2; exit 2; }
+returned_files() {  # what one run sends back: its weight shards, report.json, train.log
+    case $1 in resnet50v2) echo 6 ;; vgg16_bn | vgg16) echo 4 ;; *) echo 3 ;; esac
+}
 [ ${#archs[@]} -gt 0 ] || fail "ARCHS is empty: name the architectures to train"
 [ "$(printf '%s\n' "${archs[@]}" | sort | uniq -d)" = "" ] || fail "ARCHS names an architecture twice"
-if [ ${#epochs[@]} -eq 1 ]; then
+for word in "${options[@]}"; do
+    case $word in --name | --name=* | --output | --output=* | --out | --out=*)
+        fail "OPTIONS may not set $word: each run is named after its architecture, in \$RUNS and \$OUT" ;;
+    esac
+done
+if [ ${#epochs[@]} -eq 0 ]; then
+    for arch in "${archs[@]}"; do
+        if [ "$arch" = custom_cnn ]; then epochs+=(250); else epochs+=(300); fi
+    done
+elif [ ${#epochs[@]} -eq 1 ]; then
     for ((i = 1; i < ${#archs[@]}; i++)); do epochs+=("${epochs[0]}"); done
 fi
 [ ${#epochs[@]} -eq ${#archs[@]} ] || fail "EPOCHS has ${#epochs[@]} values for ${#archs[@]} architectures"
+files=0
+for arch in "${archs[@]}"; do files=$((files + $(returned_files "$arch"))); done
+[ "$files" -le 8 ] || fail "${archs[*]} would send back $files files and a call returns 8: split them over two calls"
 
 if compgen -G ".devicepack/wheels/*.whl" > /dev/null; then  # the device lacks this Keras
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -47,14 +67,20 @@ if compgen -G ".devicepack/wheels/*.whl" > /dev/null; then  # the device lacks t
 fi
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-runs/.jax-cache}
 
+mkdir -p "$out"
+failed=()
 for i in "${!archs[@]}"; do
     arch=${archs[$i]}
     left=$((budget - ($(date +%s) - STARTED)))
-    if [ "$left" -lt 30 ]; then
-        echo "$arch: not started, ${left} s of the ${budget} s budget left" | tee -a "$out/skipped.txt"
+    if [ "$left" -lt "$MIN_LEFT" ]; then
+        echo "$arch: not started, ${left} s of the ${budget} s budget left; the same call again continues"
         continue
     fi
+    resume=()
+    [ -f "$runs/$arch/checkpoint.npz" ] && resume=(--resume)
     mkdir -p "$out/$arch"
     "$python" "$here/device_train.py" train --arch "$arch" --epochs "${epochs[$i]}" --time-budget "$left" \
-        --out "$out/$arch" "${options[@]}" ${RESUME:+--resume} 2>&1 | tee "$out/$arch/train.log"
+        --output "$runs" --out "$out/$arch" "${options[@]}" "${resume[@]}" 2>&1 | tee "$out/$arch/train.log" \
+        || failed+=("$arch")
 done
+[ ${#failed[@]} -eq 0 ] || fail "failed: ${failed[*]} (see \$OUT/<arch>/train.log)"

@@ -282,7 +282,7 @@ def run_zoo_script(tmp, **env: str) -> subprocess.CompletedProcess:
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp / "as_on_the_device.py"}" "$@"\n')
     python.chmod(0o755)
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "OUT": str(tmp / "zoo-out"), "PYTHON": str(python),
-           "OPTIONS": "--pack-dir pack --batch-size 32 --lr 3e-3 --output zoo-runs", **env}
+           "OPTIONS": "--pack-dir pack --batch-size 32 --lr 3e-3", "RUNS": "zoo-runs", **env}
     return subprocess.run(["bash", str(ZOO_SCRIPT)], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -293,17 +293,20 @@ def test_the_zoo_script_trains_each_architecture_into_its_own_out_folder(device_
     run = report(tmp / "zoo-out" / "custom_cnn")
     assert (run["epochs_done"], run["train_config"]["epochs"], run["train_config"]["batch_size"]) == (2, 2, 32)
     assert "Finished all 2 epochs" in (tmp / "zoo-out" / "custom_cnn" / "train.log").read_text()
-    again = run_zoo_script(tmp, ARCHS="custom_cnn", EPOCHS="2", RESUME="1")  # a finished run: nothing to do
-    assert again.returncode == 0 and "epoch 1/2" not in again.stdout, again.stderr[-3000:]
-    late = run_zoo_script(tmp, ARCHS="custom_cnn vgg16_bn", EPOCHS="2", BUDGET="0", RESUME="1")
+    again = run_zoo_script(tmp, ARCHS="custom_cnn", EPOCHS="2")  # its checkpoint is there: continued, not redone
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resuming zoo-runs/custom_cnn at epoch 3 of 2" in again.stdout and "epoch 1/2" not in again.stdout
+    late = run_zoo_script(tmp, ARCHS="custom_cnn vgg16_bn", EPOCHS="2", BUDGET="0")
     assert late.returncode == 0 and "vgg16_bn: not started" in late.stdout, late.stderr[-3000:]
 
 
-@pytest.mark.parametrize("archs, epochs, says", [("", "3", "ARCHS is empty"),
-                                                 ("custom_cnn custom_cnn", "3", "twice"),
-                                                 ("custom_cnn vgg16_bn", "3 4 5", "3 values for 2")])
-def test_the_zoo_script_refuses_what_it_cannot_run(tmp_path, archs, epochs, says):
-    done = run_zoo_script(tmp_path, ARCHS=archs, EPOCHS=epochs)
+@pytest.mark.parametrize("env, says", [({"ARCHS": ""}, "ARCHS is empty"),
+                                       ({"ARCHS": "custom_cnn custom_cnn"}, "twice"),
+                                       ({"ARCHS": "custom_cnn vgg16_bn", "EPOCHS": "3 4 5"}, "3 values for 2"),
+                                       ({"ARCHS": "resnet50v2 vgg16_bn"}, "10 files and a call returns 8"),
+                                       ({"OPTIONS": "--name x"}, "may not set --name")])
+def test_the_zoo_script_refuses_what_it_cannot_run(tmp_path, env, says):
+    done = run_zoo_script(tmp_path, **env)
     assert done.returncode == 2 and says in done.stderr and not (tmp_path / "zoo-out").exists()
 
 

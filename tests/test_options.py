@@ -83,3 +83,22 @@ def test_given_options_are_those_on_the_command_line_not_the_defaults():
     given = train.given_options(["--zoo-dir", "model_zoo", "--tta=flip", "--no-flip", "--resume"])
     assert {"zoo_dir", "tta", "augment.flip", "resume"} <= given  # a default value, given, still counts
     assert not {"data", "learning_rate", "export"} & given
+
+
+def test_resume_takes_locations_given_now_but_new_data_only_once_training_is_done(tmp_path):
+    import json
+
+    from fer.errors import ConfigError
+    from fer.training import resumed_config
+
+    saved = TrainConfig(epochs=3, data="old", zoo_dir="zoo")
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+    given = TrainConfig(epochs=9, data="new", zoo_dir="candidates", learning_rate=1.0)
+    config = resumed_config(tmp_path, given, {"zoo_dir", "epochs", "learning_rate"})
+    assert (config.zoo_dir, config.epochs, config.learning_rate, config.data) == ("candidates", 3, 1e-3, "old")
+    assert resumed_config(tmp_path, given, set()).zoo_dir == "zoo", "defaults left alone are not given"
+    with pytest.raises(ConfigError, match="epochs left to train"):
+        resumed_config(tmp_path, given, {"data"})
+    (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.6\n2,0.7\n")
+    assert resumed_config(tmp_path, given, {"data"}).data == "new"

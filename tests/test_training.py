@@ -131,7 +131,9 @@ def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_
     assert more.returncode == 0, more.stderr[-3000:]
     assert (elsewhere / "tiny" / "model.keras").is_file(), "--zoo-dir given on --resume was ignored"
     assert json.loads((elsewhere / "tiny" / "metrics.json").read_text())["epochs"] == 2
-    assert json.loads((runs / "tiny" / "config.json").read_text())["learning_rate"] == 3e-3
+    assert json.loads((elsewhere / "tiny" / "config.json").read_text())["learning_rate"] == 3e-3
+    assert "keeps its saved --lr 0.003 (given: 1.0)" in more.stderr
+    assert "differs from the saved one" not in more.stderr
 
 
 def test_resume_continues_from_the_last_epoch(tmp_path):
