@@ -23,7 +23,8 @@ def has_ensemble(members) -> bool:
 
 def combine(scores, temperature: float = 1.0):
     """The ensemble's probabilities (N, 7) from its members' stacked (M, N, 7) ones: their mean, scaled by the
-    ensemble's ``temperature`` (fer.calibration.apply_temperature). Takes an array or a Keras tensor."""
+    ensemble's ``temperature`` (fer.calibration.apply_temperature). Takes an array, or at T = 1 a Keras tensor
+    (``ensemble_model`` applies the temperature as a layer)."""
     import keras
 
     mean = keras.ops.mean(scores, axis=0)

@@ -276,13 +276,7 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
     if config_path.exists() and not resume:
         raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
                               "or choose another --name / --output.")
-    if resume and config_path.exists():
-        saved, given = json.loads(config_path.read_text()), config.to_dict()
-        if {k: v for k, v in saved.items() if k not in AFTER_TRAINING} != \
-                {k: v for k, v in given.items() if k not in AFTER_TRAINING}:
-            log.warning("Resuming %s with a config that differs from the saved one; the saved one is kept.",
-                        run_dir)
-    else:
+    if not (resume and config_path.exists()):  # on --resume, resumed_config has reconciled the options
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
