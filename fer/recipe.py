@@ -8,7 +8,7 @@ from pathlib import Path
 from fer import calibration
 from fer.data import load_dataset
 from fer.evaluation import evaluate_model, evaluate_scores, plot_history, predict_scores
-from fer.export import export_entry
+from fer.export import export_entry, round_to_stored_precision
 from fer.models import architecture, with_tta
 from fer.training import TrainConfig, fit, prepare_run_dir, resumed_config, training_seconds
 from fer.zoo import push_entry
@@ -42,6 +42,8 @@ def run(config: TrainConfig, resume: bool = False, explicit: frozenset[str] = fr
     log.info("Data:\n%s", dataset.summary())
     prepare_run_dir(config, resume)  # only once the options and the data are known to be good
     network = fit(config, dataset, resume=resume)
+    if config.export:  # score what the zoo will store, not the float32 network it is rounded from
+        log.info("Weights rounded to half precision (the zoo's storage): %d arrays", round_to_stored_precision(network))
     history_csv = config.run_dir / "history.csv"
     train_seconds = training_seconds(history_csv)
     plot_history(history_csv, config.run_dir / "training_curves.png")

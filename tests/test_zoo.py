@@ -45,6 +45,33 @@ def test_model_card_metadata_parses_with_huggingface_hub(entry):
     assert "not a feeling" in card.text
 
 
+def test_entries_store_half_precision_and_load_exactly_what_was_scored(tmp_path):
+    import zipfile
+
+    import h5py
+    import keras
+
+    from fer.export import round_to_stored_precision, save_network
+
+    network = build_model("custom_cnn")
+    network.save(tmp_path / "full.keras")
+    x, _ = synthetic_faces(2)
+    before = network.predict(x[..., None], verbose=0)
+    assert round_to_stored_precision(network) > 10
+    rounded = network.predict(x[..., None], verbose=0)
+    save_network(network, tmp_path / "half.keras")
+
+    with zipfile.ZipFile(tmp_path / "half.keras") as z, h5py.File(z.open("model.weights.h5"), "r") as f:
+        dtypes = set()
+        f.visititems(lambda _, item: dtypes.add(item.dtype) if isinstance(item, h5py.Dataset) else None)
+    assert np.dtype(np.float32) not in dtypes and np.dtype(np.float16) in dtypes
+    assert (tmp_path / "half.keras").stat().st_size < 0.6 * (tmp_path / "full.keras").stat().st_size
+    loaded = keras.saving.load_model(tmp_path / "half.keras", compile=False)
+    assert {w.dtype for w in loaded.weights} == {"float32"}  # stored in half, computed in float32
+    np.testing.assert_array_equal(loaded.predict(x[..., None], verbose=0), rounded)
+    assert np.abs(rounded - before).max() < 0.02  # rounding moves scores a little, the entry records them after it
+
+
 def test_tampered_weights_are_refused(entry):
     with open(entry / "model.keras", "ab") as f:
         f.write(b"tampered")
