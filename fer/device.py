@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import os
@@ -95,22 +96,38 @@ def build(architecture: str, policy: str):
         keras.config.set_dtype_policy(previous)
 
 
-def make_optimizer(config: TrainConfig, device_config: DeviceConfig, steps_per_epoch: int):
-    """AdamW, or SGD with Nesterov momentum, on ``config``'s learning-rate schedule and weight decay."""
+def make_optimizer(config: TrainConfig, device_config: DeviceConfig):
+    """AdamW, or SGD with Nesterov momentum, with ``config``'s weight decay. Its learning rate is a variable
+    that each training step sets (see make_train_step), so the schedule can be re-planned without compiling
+    the step again."""
     keras = require_jax()
-    schedule = learning_rate_schedule(config, steps_per_epoch)
     if device_config.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
     if device_config.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=device_config.momentum, nesterov=True,
+        return keras.optimizers.SGD(config.learning_rate, momentum=device_config.momentum, nesterov=True,
                                     weight_decay=config.weight_decay)
     raise DeviceRunError(f"Unknown optimizer {device_config.optimizer!r}: use adamw or sgd.")
 
 
+def learning_rate_index(optimizer) -> int:
+    """Where the learning rate lies among ``optimizer.variables`` (and so in a State's optimizer part)."""
+    names = [v.name for v in optimizer.variables]
+    if "learning_rate" not in names:
+        raise DeviceRunError(f"{type(optimizer).__name__} keeps no learning_rate variable in this Keras version.")
+    return names.index("learning_rate")
+
+
+def fitted_epochs(done: int, asked: int, seconds_left: float, seconds_per_epoch: float) -> int:
+    """How many epochs a run plans when ``done`` are done, each takes ``seconds_per_epoch`` and
+    ``seconds_left`` remain: as many as fit, at most ``asked`` and never fewer than ``done``."""
+    return min(asked, max(done, done + int(seconds_left // seconds_per_epoch)))
+
+
 def make_train_step(model, optimizer, config: TrainConfig, device_config: DeviceConfig):
-    """A jitted ``(state, totals, images, labels, order, i, class_weights, key) -> (state, totals)``: the
-    ``i``-th batch of ``order`` (steps, batch) gathered from the resident uint8 faces, augmented, and one
-    forward and backward pass and optimizer update; ``totals`` adds up (loss, correct faces) on the device.
+    """A jitted ``(state, totals, images, labels, order, i, class_weights, key, rates) -> (state, totals)``:
+    the ``i``-th batch of ``order`` (steps, batch) gathered from the resident uint8 faces, augmented, and one
+    forward and backward pass and optimizer update at learning rate ``rates[i]``; ``totals`` adds up (loss,
+    correct faces) on the device.
 
     The loss is Keras's categorical cross-entropy (with label smoothing) weighted per face by its class
     weight, as ``fit(class_weight=...)`` weighs it. Called once per batch: the host only queues the steps
@@ -129,9 +146,12 @@ def make_train_step(model, optimizer, config: TrainConfig, device_config: Device
         return (losses * weights).mean(), (non_trainable, scores)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    lr_index = learning_rate_index(optimizer)
 
-    def step(state, totals, images, labels, order, i, cw, key):
+    def step(state, totals, images, labels, order, i, cw, key, rates):
         trainable, non_trainable, optimizer_vars = state
+        optimizer_vars = list(optimizer_vars)
+        optimizer_vars[lr_index] = rates[i].astype(optimizer_vars[lr_index].dtype)
         augment_key, mix_key = jax.random.split(jax.random.fold_in(key, i))
         x = augment_batch(augment_key, images[order[i]], config.augment, device_config.erasing)
         targets = jax.nn.one_hot(labels[order[i]], NUM_CLASSES)
@@ -267,7 +287,7 @@ class DeviceTrainer:
         self.steps = len(indices) // config.batch_size
         if self.steps == 0:
             raise DeviceRunError(f"--batch-size {config.batch_size} is larger than the {len(indices)} training faces.")
-        self.optimizer = make_optimizer(config, device_config, self.steps)
+        self.optimizer = make_optimizer(config, device_config)
         self.optimizer.build(self.model.trainable_variables)
         self.train_data = [jax.device_put(a) for a in (pack.train_images, pack.train_labels, indices.astype(np.int32),
                                                         train_class_weights(pack, config.class_weight))]
@@ -276,6 +296,23 @@ class DeviceTrainer:
         self._order = make_epoch_order(self.steps, config.batch_size)
         self._step = make_train_step(self.model, self.optimizer, config, device_config)
         self._evaluate = make_evaluate(eval_model, config.label_smoothing)
+        self._schedules = {}  # planned epochs -> the compiled schedule of one epoch's steps
+
+    def epoch_rates(self, epoch: int, planned_epochs: int) -> np.ndarray:
+        """The learning rate of each step of ``epoch``: train.py's schedule (fer.training.learning_rate_schedule)
+        laid over ``planned_epochs``, computed on the host's CPU (compiled once per plan; op by op, a
+        schedule takes about 50 ms a step)."""
+        import jax
+        import jax.numpy as jnp
+
+        schedule = learning_rate_schedule(dataclasses.replace(self.config, epochs=planned_epochs), self.steps)
+        if not callable(schedule):
+            return np.full(self.steps, schedule, np.float32)
+        with jax.default_device(jax.devices("cpu")[0]):
+            if planned_epochs not in self._schedules:
+                self._schedules[planned_epochs] = jax.jit(jax.vmap(schedule))
+            steps = jnp.arange(epoch * self.steps, (epoch + 1) * self.steps)
+            return np.asarray(self._schedules[planned_epochs](steps), np.float32)
 
     @property
     def faces_per_epoch(self) -> int:
@@ -294,21 +331,24 @@ class DeviceTrainer:
         images, labels, indices, cw = self.train_data
         order = self._order(self.key, indices)
         # Ahead of time, so that the first epoch's time is training only; later calls find it compiled.
-        self._step.lower(state.parts(), jnp.zeros(2), images, labels, order, np.int32(0), cw, self.key).compile()
+        self._step.lower(state.parts(), jnp.zeros(2), images, labels, order, np.int32(0), cw, self.key,
+                         self.epoch_rates(0, self.config.epochs)).compile()
         self._evaluate(state.trainable, state.non_trainable, *self.val_data)
         return time.monotonic() - start
 
-    def train_epoch(self, state: State, epoch: int) -> tuple[State, float, float]:
-        """One epoch (its randomness: the seed and the epoch number); returns (state, loss, accuracy)."""
+    def train_epoch(self, state: State, epoch: int, planned_epochs: int) -> tuple[State, float, float]:
+        """One epoch (its randomness: the seed and the epoch number) of a run planned to last ``planned_epochs``;
+        returns (state, loss, accuracy)."""
         import jax
         import jax.numpy as jnp
 
         images, labels, indices, cw = self.train_data
         order_key, step_key = jax.random.split(jax.random.fold_in(self.key, epoch))
         order = self._order(order_key, indices)
+        rates = jax.device_put(self.epoch_rates(epoch, planned_epochs))
         parts, totals = state.parts(), jnp.zeros(2)
         for i in range(self.steps):
-            parts, totals = self._step(parts, totals, images, labels, order, np.int32(i), cw, step_key)
+            parts, totals = self._step(parts, totals, images, labels, order, np.int32(i), cw, step_key, rates)
         loss_sum, correct = np.asarray(totals)  # waits for the epoch
         return State(*parts), float(loss_sum / self.steps), float(correct / self.faces_per_epoch)
 
@@ -326,7 +366,10 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
     which is also in ``out_dir`` beside the best weights.
 
     Stops before an epoch that would end more than ``time_budget`` seconds after ``started`` (judged by
-    the longest epoch so far; the first epoch of a command always runs). The checkpoint and ``out_dir`` are
+    the longest epoch so far; the first epoch of a command always runs). With ``device_config.fit_epochs``
+    the run plans, after each epoch, as many epochs as fit in what is left of the budget at this command's
+    mean epoch (at most ``config.epochs``), and its learning-rate schedule follows the plan: the report's
+    ``train_config`` holds the plan, ``epochs_asked`` the epochs asked for. The checkpoint and ``out_dir`` are
     written at most once every ``save_every`` seconds and when the command ends: on a GPU an epoch takes a
     second or two, and writing hundreds of MB after each would cost more than the epoch.
     """
@@ -348,15 +391,27 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
     if best:  # $OUT starts empty on every command
         publish(out_dir, report, best)
     first, longest, train_seconds = report.epochs_done, 0.0, 0.0
+    asked, planned = report.epochs_asked or config.epochs, report.train_config["epochs"]
     saved_at, unsaved, unpublished = time.monotonic(), False, False
+    epochs_start = time.monotonic()
     try:
-        for epoch in range(first, config.epochs):
+        for epoch in itertools.count(first):
+            if epoch > first and device_config.fit_epochs:
+                fitted = fitted_epochs(epoch, asked, time_budget - (time.monotonic() - started),
+                                       (time.monotonic() - epochs_start) / (epoch - first))
+                if fitted != planned:
+                    planned = fitted
+                    report.train_config["epochs"], report.epochs_asked = planned, asked if planned != asked else 0
+                    log.info("Planned %d epochs, of the %d asked, to end inside the %.0f s time budget", planned,
+                             asked, time_budget)
+            if epoch >= planned:
+                break
             if epoch > first and time.monotonic() - started + longest > time_budget:
                 log.info("Stopping after epoch %d of %d: another would pass the %.0f s time budget. Run the same "
-                         "command with --resume to continue.", epoch, config.epochs, time_budget)
+                         "command with --resume to continue.", epoch, planned, time_budget)
                 break
             epoch_start = time.monotonic()
-            trained, loss, accuracy = trainer.train_epoch(state, epoch)
+            trained, loss, accuracy = trainer.train_epoch(state, epoch, planned)
             step_seconds = time.monotonic() - epoch_start
             val_loss, val_accuracy, weights = trainer.validate(trained)
             compiling = report.compile_seconds if epoch == first else 0.0  # the cost of the command, counted once
@@ -377,7 +432,7 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
             save_run(run_dir, out_dir, state, best if unpublished else None, best, report)
     if report.finished:
         log.info("Finished all %d epochs: best validation accuracy %.4f (epoch %d). Fetch $OUT and reassemble.",
-                 config.epochs, report.best_val_accuracy, report.best_epoch + 1)
+                 planned, report.best_val_accuracy, report.best_epoch + 1)
     return report
 
 
@@ -500,11 +555,11 @@ def time_training(architecture: str, batch_size: int, steps: int, device_config:
     trainer = DeviceTrainer(config, device_config, pack)
     state = trainer.initial_state()
     compile_seconds = trainer.compile(state)
-    state, _, _ = trainer.train_epoch(state, 0)  # warm-up
+    state, _, _ = trainer.train_epoch(state, 0, config.epochs)  # warm-up
     times = []
     for repeat in range(repeats):
         start = time.monotonic()
-        state, _, _ = trainer.train_epoch(state, repeat + 1)
+        state, _, _ = trainer.train_epoch(state, repeat + 1, config.epochs)
         times.append(time.monotonic() - start)
     return {"faces_per_second": round(trainer.faces_per_epoch / min(times), 1),
             "step_ms": round(min(times) / steps * 1000, 2), "compile_seconds": round(compile_seconds, 1),

@@ -50,6 +50,9 @@ class DeviceConfig:
     erasing: float = option(0.0, "random erasing: probability per face (0: off)")
     precision: str = option("auto", "compute precision: bfloat16 (mixed, weights in float32) on a GPU, "
                                     "float32 on a CPU, or as given", choices=PRECISIONS)
+    fit_epochs: bool = option(False, "lay the warm-up and learning-rate schedule over the epochs that fit in "
+                                     "this command's --time-budget (at most --epochs), re-planned after each "
+                                     "epoch, so that a run cut by its budget still ends its schedule")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +119,7 @@ class RunReport:
     weights: list[dict] = field(default_factory=list)  # per variable: path, shape, shard, key
     shards: dict[str, str] = field(default_factory=dict)  # shard file -> sha256
     versions: dict[str, str] = field(default_factory=dict)
+    epochs_asked: int = 0  # --epochs, where --fit-epochs planned fewer (train_config's epochs: the plan)
 
     @property
     def finished(self) -> bool:

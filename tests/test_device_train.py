@@ -151,11 +151,13 @@ def load_script():
     return module
 
 
-def run_on_device(tmp, *args: str) -> str:
-    """``scripts/device_train.py ARGS`` as on the device (JAX, no TensorFlow); returns its output."""
+def run_on_device(tmp, *args: str, script=SCRIPT) -> str:
+    """``scripts/device_train.py ARGS`` (or another ``script``) as on the device (JAX, no TensorFlow); returns
+    its output."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "OUT": str(tmp / "out"),
-           "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    done = subprocess.run([sys.executable, "-c", AS_ON_THE_DEVICE, str(SCRIPT), *args], cwd=tmp, env=env,
+           "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", AS_ON_THE_DEVICE, str(script), *args], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
@@ -271,6 +273,67 @@ def test_an_unfinished_run_is_reassembled_only_when_asked(device_run, tmp_path):
         reassemble(stopped, output=str(tmp_path / "runs"))
 
 
+LEARNING_RATES = """
+import json, sys
+import numpy as np
+from fer.device import DeviceTrainer, learning_rate_index
+from fer.device_files import DeviceConfig, read_pack
+from fer.training import TrainConfig
+
+config = TrainConfig(batch_size=32, epochs=4, learning_rate=1e-2, warmup_epochs=1)
+trainer = DeviceTrainer(config, DeviceConfig(), read_pack(__import__("pathlib").Path("pack")))
+state, index = trainer.initial_state(), learning_rate_index(trainer.optimizer)
+images, labels, indices, cw = trainer.train_data
+order, used = trainer._order(trainer.key, indices), []
+parts, totals = state.parts(), np.zeros(2, np.float32)
+for rates in (trainer.epoch_rates(1, 3), np.zeros(trainer.steps, np.float32)):
+    before = np.asarray(parts[0][0]).copy()
+    for i in range(trainer.steps):
+        parts, totals = trainer._step(parts, totals, images, labels, order, np.int32(i), cw, trainer.key, rates)
+        used.append(float(parts[2][index]))
+    print(json.dumps({"changed": float(np.abs(np.asarray(parts[0][0]) - before).max())}))
+print(json.dumps({"steps": trainer.steps, "used": used}))
+"""
+
+
+def test_each_step_trains_at_the_rate_of_train_pys_schedule_as_planned(device_run):
+    """The step sets the optimizer's learning rate from the plan it is given, and the update follows it."""
+    from fer.training import TrainConfig, learning_rate_schedule
+
+    tmp = device_run["tmp"]
+    (tmp / "rates.py").write_text(LEARNING_RATES)
+    output = run_on_device(tmp, script=tmp / "rates.py")
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    trained, frozen, rates = lines
+    steps = rates["steps"]
+    schedule = learning_rate_schedule(TrainConfig(epochs=3, learning_rate=1e-2, warmup_epochs=1), steps)
+    expected = [float(schedule(step)) for step in range(steps, 2 * steps)]  # epoch 1 of a 3-epoch plan
+    assert rates["used"][:steps] == pytest.approx(expected, rel=1e-5)
+    assert expected[0] > expected[-1]  # the cosine is decaying in that epoch: the plan shows
+    assert rates["used"][steps:] == [0.0] * steps
+    assert trained["changed"] > 0 and frozen["changed"] == 0  # at rate 0 AdamW leaves the weights as they are
+
+
+@pytest.mark.parametrize("done, left, each, planned", [(1, 100.0, 10.0, 11), (5, 1000.0, 10.0, 40),
+                                                       (5, 5.0, 10.0, 5), (3, 0.0, 1.0, 3)])
+def test_fitted_epochs_plan_what_fits_never_more_than_asked_nor_fewer_than_done(done, left, each, planned):
+    from fer.device import fitted_epochs
+
+    assert fitted_epochs(done, 40, left, each) == planned
+
+
+def test_a_run_fitted_to_its_time_budget_finishes_its_schedule_inside_it(device_run):
+    tmp = device_run["tmp"]
+    output = run_on_device(tmp, "train", "--pack-dir", "pack", "--epochs", "1000", "--batch-size", "32",
+                           "--output", "runs", "--name", "fitted", "--out", "fitted-out", "--fit-epochs",
+                           "--time-budget", "25")
+    run = report(tmp / "fitted-out")
+    planned = run["train_config"]["epochs"]
+    assert run["epochs_asked"] == 1000 and 2 <= planned < 1000
+    assert run["epochs_done"] == planned and f"Finished all {planned} epochs" in output
+    assert "Stopping after" not in output  # the plan ended it, not the budget's emergency stop
+
+
 ZOO_SCRIPT = REPO / "scripts" / "device_zoo.sh"
 
 
@@ -293,6 +356,8 @@ def test_the_zoo_script_trains_each_architecture_into_its_own_out_folder(device_
     run = report(tmp / "zoo-out" / "custom_cnn")
     assert (run["epochs_done"], run["train_config"]["epochs"], run["train_config"]["batch_size"]) == (2, 2, 32)
     assert "Finished all 2 epochs" in (tmp / "zoo-out" / "custom_cnn" / "train.log").read_text()
+    share, left = (int(w) for w in done.stdout.split("custom_cnn: ")[1].split(" s left")[0].split(" s of the "))
+    assert share == left > 400  # one run takes all of the budget (540 s by default)
     again = run_zoo_script(tmp, ARCHS="custom_cnn", EPOCHS="2")  # its checkpoint is there: continued, not redone
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming zoo-runs/custom_cnn at epoch 3 of 2" in again.stdout and "epoch 1/2" not in again.stdout
@@ -304,7 +369,9 @@ def test_the_zoo_script_trains_each_architecture_into_its_own_out_folder(device_
                                        ({"ARCHS": "custom_cnn custom_cnn"}, "twice"),
                                        ({"ARCHS": "custom_cnn vgg16_bn", "EPOCHS": "3 4 5"}, "3 values for 2"),
                                        ({"ARCHS": "resnet50v2 vgg16_bn"}, "10 files and a call returns 8"),
-                                       ({"OPTIONS": "--name x"}, "may not set --name")])
+                                       ({"OPTIONS": "--name x"}, "may not set --name"),
+                                       ({"ARCHS": "custom_cnn vgg16_bn", "SHARES": "3"}, "1 values for 2"),
+                                       ({"ARCHS": "custom_cnn", "SHARES": "0"}, "whole numbers above 0")])
 def test_the_zoo_script_refuses_what_it_cannot_run(tmp_path, env, says):
     done = run_zoo_script(tmp_path, **env)
     assert done.returncode == 2 and says in done.stderr and not (tmp_path / "zoo-out").exists()
