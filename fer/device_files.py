@@ -29,6 +29,7 @@ PACK_FACES = "fer2013.npz.xz"
 PACK_META = "pack.json"
 PACK_WHEELS = "wheels"
 REPORT_FILE = "report.json"
+DEVICE_FILE = "device.json"  # in a run folder: the device's report; marks a run reassembled from the device
 SHARD_BYTES = 15 * 2**20  # the device tool returns files of up to 16 MiB
 MAX_OUT_FILES = 8  # ... and at most 8 of them: the report, the shards, the log
 PRECISIONS = ("auto", "bfloat16", "float32")

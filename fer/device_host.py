@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer.device_files import (
+    DEVICE_FILE,
     PACK_WHEELS,
     DeviceRunError,
     RunReport,
@@ -42,7 +43,6 @@ DEVICE_WHEELS = ("keras", "namex", "optree")
 packaging and rich): pinned to the versions installed here."""
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 AGREEMENT = 0.001  # the largest validation-accuracy difference between the device and here that is accepted
-DEVICE_FILE = "device.json"  # in a run folder: the device's report; marks a run reassembled from the device
 
 
 @dataclass

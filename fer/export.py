@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import zipfile
@@ -21,6 +22,7 @@ import numpy as np
 from fer import calibration as calib
 from fer.calibration import Calibration
 from fer.data import Dataset
+from fer.device_files import DEVICE_FILE, DeviceConfig, RunReport
 from fer.ensemble import MIN_MEMBERS, combine
 from fer.errors import ZooError
 from fer.evaluation import cpu_latency_ms, plot_confusion_matrix, plot_reliability, predict_scores, score_calibrated
@@ -28,7 +30,16 @@ from fer.labels import EMOTIONS
 from fer.metrics import EvaluationResult
 from fer.models import architecture, with_tta
 from fer.options import options
-from fer.training import HARDWARE_FILE, TrainConfig, command_line, describe_cpu, epochs_done, training_seconds
+from fer.training import (
+    AFTER_TRAINING,
+    HARDWARE_FILE,
+    LOCATIONS,
+    TrainConfig,
+    command_line,
+    describe_cpu,
+    epochs_done,
+    training_seconds,
+)
 from fer.zoo import (
     METRICS_FILE,
     MODEL_FILE,
@@ -146,6 +157,8 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
             metrics["test_predictions"] = prediction_record(test_predictions)
         if config.init_from:
             metrics["init"] = initial_run(config.init_from)
+        if device := device_run(run_dir):
+            metrics["device_run"] = device
         if calibration is not None:
             metrics["calibration"] = calibration.sealed(metrics["sha256"]).to_dict()
             plot_entry_reliability(name, calibration, tmp / RELIABILITY_FILE)
@@ -294,6 +307,67 @@ DEFAULT_HARDWARE = "a 2-core CPU"  # entries exported before runs recorded their
 def trained_on(run_dir: Path) -> str:
     path = run_dir / HARDWARE_FILE
     return path.read_text().strip() if path.is_file() else DEFAULT_HARDWARE
+
+
+def device_run(run_dir: Path) -> dict | None:
+    """What the card tells of a run trained on the GPU machine (its device.json, written by reassembly): the
+    device, precision, the device trainer's options, the epochs asked for where --fit-epochs planned fewer,
+    and its speed. None for a run trained here."""
+    path = run_dir / DEVICE_FILE
+    if not path.is_file():
+        return None
+    report = RunReport.from_dict(json.loads(path.read_text()))
+    return {"hardware": report.hardware, "precision": report.precision, "device_config": report.device_config,
+            "epochs_asked": report.epochs_asked, "faces_per_second": report.faces_per_second,
+            "versions": report.versions}
+
+
+def _device_commands(config: TrainConfig, device: dict) -> str:
+    """The commands that train ``config`` on the GPU machine and bring it here. The epochs are the ones the
+    run planned: with --fit-epochs its plan settled during the warm-up, whose rates do not depend on it, so
+    a run asked for them from the start follows the same schedule."""
+    def words(config, names) -> list[str]:
+        return [w for opt in options(type(config)) if names(opt.name) for w in opt.render(opt.get(config))]
+
+    device_config = DeviceConfig(**{**device["device_config"], "fit_epochs": False})
+    training = [*words(config, lambda n: n not in ("architecture", *LOCATIONS, *AFTER_TRAINING)),
+                *words(device_config, lambda n: True)]
+    split = words(config, lambda n: n in ("val_fraction", "seed"))
+    export = words(config, lambda n: n in AFTER_TRAINING and n not in LOCATIONS)
+    return "\n".join([
+        shlex.join(["python", "scripts/device_train.py", "pack", "--data", "PATH/TO/fer2013", *split]),
+        "# on the GPU machine, set up as `python scripts/device_train.py --help` says:",
+        shlex.join(["python3", "scripts/device_train.py", "train", "--arch", config.architecture, *training]),
+        f"python scripts/device_train.py reassemble FILES_AT --name {config.run_name} --data PATH/TO/fer2013",
+        shlex.join(["python", "train.py", "--arch", config.architecture, "--output", "runs", "--name",
+                    config.run_name, "--resume", "--data", "PATH/TO/fer2013", *export])])
+
+
+def device_section(metrics: dict, config: TrainConfig) -> str:
+    """The card's account of a GPU-trained run: where and how it trained, the device trainer's own options,
+    and the commands that reproduce it (instead of a train.py command, which trains on the host)."""
+    device = metrics["device_run"]
+    versions = device.get("versions", {})
+    stack = ", ".join(f"{k} {v}" for k, v in versions.items())
+    planned = (f" `--fit-epochs` planned its {config.epochs} epochs, of the {device['epochs_asked']} asked for, "
+               "to end its schedule inside the command's time budget." if device.get("epochs_asked") else "")
+    rows = ["| option | flag | value | meaning |", "|---|---|---|---|"]
+    for opt in options(DeviceConfig):
+        rows.append(f"| {opt.name} | `{opt.flag}` | `{device['device_config'].get(opt.name, opt.default)}` | "
+                    f"{opt.help.replace('|', '/')} |")
+    table = "\n".join(rows)
+    return f"""Trained on the GPU machine by `scripts/device_train.py` ({device['hardware']}, Keras dtype policy
+`{device['precision']}`{', ' + stack if stack else ''}): faces resident on the device, augmentation inside the
+compiled step, {device['faces_per_second']:,.0f} faces a second.{planned} Its weights came back in float16 and
+scored the device's validation accuracy here before export. The device trainer's own options:
+
+{table}
+
+Reproduce the model (the README's "On a GPU machine" gives each step):
+
+```bash
+{_device_commands(config, device)}
+```"""
 
 
 def earlier_cycles(metrics: dict) -> list[dict]:
@@ -469,6 +543,8 @@ def model_card(metrics: dict, config: TrainConfig) -> str:
         cost = (f"{len(cycles)} training cycles of " + ", ".join(_cycle_epochs(c) for c in cycles)
                 + f" epochs, each after the first a warm restart: {epochs} epochs, {seconds / 3600:.2f} h in all on "
                 + " and ".join(hardware))
+    optimizer = {"adamw": "AdamW", "sgd": "SGD with Nesterov momentum"}[
+        metrics.get("device_run", {}).get("device_config", {}).get("optimizer", "adamw")]
     content = f"""---
 {data.to_yaml()}
 ---
@@ -501,12 +577,12 @@ Reproduce the numbers: `python -m fer evaluate --model {name} --data PATH/TO/fer
 
 {cost}; {metrics['parameters']:,} parameters;
 {metrics['latency_ms']:.1f} ms to score one face on {metrics.get('latency_on', DEFAULT_HARDWARE)} (batch of one, test-time augmentation included).
-AdamW with a {c['schedule']} learning-rate schedule. Every training option (`python train.py --help`), as this
+{optimizer} with a {c['schedule']} learning-rate schedule. Every training option (`python train.py --help`), as this
 run set it; the run record is `config.json`, the per-epoch history `history.csv`:
 
 {options_table(config)}
 
-{_reproduce_model(config, metrics)}
+{device_section(metrics, config) if metrics.get("device_run") else _reproduce_model(config, metrics)}
 
 ## Intended use and limits
 

@@ -245,6 +245,28 @@ def test_reassembled_weights_score_the_device_accuracy_in_tensorflow(device_run,
     assert len(rows) == 3 and (run_dir / "hardware.txt").read_text().startswith("a ")
 
 
+def test_an_exported_device_run_says_where_and_how_it_trained_and_how_to_redo_it(device_run, synthetic_folders):
+    from fer.device_host import reassemble
+    from fer.recipe import run
+    from fer.training import TrainConfig
+
+    tmp = device_run["tmp"]
+    reassemble(tmp / "fetched", output=str(tmp / "export-runs"))
+    entry = run(TrainConfig(name="straight", output=str(tmp / "export-runs"), data=str(synthetic_folders),
+                            zoo_dir=str(tmp / "export-zoo"), tta="none"),
+                resume=True, explicit=frozenset({"data", "zoo_dir", "tta"}))
+    card = (entry / "README.md").read_text()
+    metrics = json.loads((entry / "metrics.json").read_text())
+    assert metrics["device_run"]["hardware"].startswith("a ") and metrics["device_run"]["precision"] == "float32"
+    assert "Trained on the GPU machine" in card and "| erasing | `--erasing` |" in card
+    device_command = next(line for line in card.splitlines() if line.startswith("python3 scripts/device_train.py train"))
+    assert "--arch custom_cnn" in device_command and "--epochs 3" in device_command
+    assert "--batch-size 32" in device_command and "--fit-epochs" not in device_command
+    assert "--tta" not in device_command  # chosen at export, by its command
+    assert "python train.py --arch custom_cnn --output runs --name straight --resume --data PATH/TO/fer2013 --tta none" in card
+    assert "python train.py --arch custom_cnn --data" not in card  # no host command that would train otherwise
+
+
 def test_reassembly_refuses_weights_that_do_not_score_what_the_device_said(device_run):
     from fer.device_files import DeviceRunError
     from fer.device_host import reassemble
