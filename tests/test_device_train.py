@@ -348,7 +348,7 @@ def test_a_run_fitted_to_its_time_budget_finishes_its_schedule_inside_it(device_
     tmp = device_run["tmp"]
     output = run_on_device(tmp, "train", "--pack-dir", "pack", "--epochs", "1000", "--batch-size", "32",
                            "--output", "runs", "--name", "fitted", "--out", "fitted-out", "--fit-epochs",
-                           "--time-budget", "25")
+                           "--time-budget", "15")
     run = report(tmp / "fitted-out")
     planned = run["train_config"]["epochs"]
     assert run["epochs_asked"] == 1000 and 2 <= planned < 1000
