@@ -29,7 +29,7 @@ from fer.evaluation import cpu_latency_ms, plot_confusion_matrix, plot_reliabili
 from fer.labels import EMOTIONS
 from fer.metrics import EvaluationResult
 from fer.models import architecture, with_tta
-from fer.options import options
+from fer.options import command_args, options
 from fer.training import (
     AFTER_TRAINING,
     HARDWARE_FILE,
@@ -326,14 +326,11 @@ def _device_commands(config: TrainConfig, device: dict) -> str:
     """The commands that train ``config`` on the GPU machine and bring it here. The epochs are the ones the
     run planned: with --fit-epochs its plan settled during the warm-up, whose rates do not depend on it, so
     a run asked for them from the start follows the same schedule."""
-    def words(config, names) -> list[str]:
-        return [w for opt in options(type(config)) if names(opt.name) for w in opt.render(opt.get(config))]
-
     device_config = DeviceConfig(**{**device["device_config"], "fit_epochs": False})
-    training = [*words(config, lambda n: n not in ("architecture", *LOCATIONS, *AFTER_TRAINING)),
-                *words(device_config, lambda n: True)]
-    split = words(config, lambda n: n in ("val_fraction", "seed"))
-    export = words(config, lambda n: n in AFTER_TRAINING and n not in LOCATIONS)
+    training = [*command_args(config, keep=lambda n: n not in ("architecture", *LOCATIONS, *AFTER_TRAINING)),
+                *command_args(device_config)]
+    split = command_args(config, keep=lambda n: n in ("val_fraction", "seed"))
+    export = command_args(config, keep=lambda n: n in AFTER_TRAINING and n not in LOCATIONS)
     return "\n".join([
         shlex.join(["python", "scripts/device_train.py", "pack", "--data", "PATH/TO/fer2013", *split]),
         "# on the GPU machine, set up as `python scripts/device_train.py --help` says:",
@@ -351,11 +348,7 @@ def device_section(metrics: dict, config: TrainConfig) -> str:
     stack = ", ".join(f"{k} {v}" for k, v in versions.items())
     planned = (f" `--fit-epochs` planned its {config.epochs} epochs, of the {device['epochs_asked']} asked for, "
                "to end its schedule inside the command's time budget." if device.get("epochs_asked") else "")
-    rows = ["| option | flag | value | meaning |", "|---|---|---|---|"]
-    for opt in options(DeviceConfig):
-        rows.append(f"| {opt.name} | `{opt.flag}` | `{device['device_config'].get(opt.name, opt.default)}` | "
-                    f"{opt.help.replace('|', '/')} |")
-    table = "\n".join(rows)
+    table = options_table(DeviceConfig(**device["device_config"]))
     return f"""Trained on the GPU machine by `scripts/device_train.py` ({device['hardware']}, Keras dtype policy
 `{device['precision']}`{', ' + stack if stack else ''}): faces resident on the device, augmentation inside the
 compiled step, {device['faces_per_second']:,.0f} faces a second.{planned} Its weights came back in float16 and
@@ -484,10 +477,11 @@ the faces below it uncertain.{figure}
 Refit (idempotent: the temperature is fitted on the raw scores): {refit}"""
 
 
-def options_table(config: TrainConfig) -> str:
-    """Every training option with its flag, this run's value and its help text, as a markdown table."""
+def options_table(config) -> str:
+    """Every option of ``config`` (a TrainConfig, DeviceConfig ...) with its flag, value and help text, as a
+    markdown table."""
     lines = ["| option | flag | value | meaning |", "|---|---|---|---|"]
-    for opt in options(TrainConfig):
+    for opt in options(type(config)):
         value = opt.get(config)
         shown = opt.none if value is None and opt.none else value
         lines.append(f"| {opt.name} | `{opt.flag}` | `{shown}` | {opt.help.replace('|', '/')} |")

@@ -131,9 +131,10 @@ def from_args(cls, namespace: argparse.Namespace, prefix: tuple[str, ...] = ()):
     return cls(**values)
 
 
-def command_args(config) -> list[str]:
-    """The flags that set every option of ``config`` that differs from its default."""
-    return [word for opt in options(type(config)) for word in opt.render(opt.get(config))]
+def command_args(config, keep: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """The flags that set every option of ``config`` that differs from its default (of those whose dotted name
+    ``keep`` accepts)."""
+    return [word for opt in options(type(config)) if keep(opt.name) for word in opt.render(opt.get(config))]
 
 
 def command(program: str, config) -> str:

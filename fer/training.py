@@ -23,7 +23,7 @@ import numpy as np
 from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig, class_weights, format_class_weights, oversample_indices
 from fer.errors import ConfigError, TrainingError
 from fer.labels import NUM_CLASSES
-from fer.options import option, options
+from fer.options import command_args, option, options
 
 if TYPE_CHECKING:  # fer.data reads images with OpenCV; the GPU trainer (fer.device) imports this module without it
     from fer.data import Dataset, Split
@@ -140,11 +140,8 @@ def command_line(config: TrainConfig, data: str | None = None) -> str:
     option that differs from its default (where the run and the zoo are written left out)."""
     import shlex
 
-    words = ["--arch", config.architecture, "--data", data or config.data]
-    for opt in options(TrainConfig):
-        if opt.name not in ("architecture", *LOCATIONS):
-            words += opt.render(opt.get(config))
-    return shlex.join(["python", "train.py", *words])
+    words = command_args(config, keep=lambda name: name not in ("architecture", *LOCATIONS))
+    return shlex.join(["python", "train.py", "--arch", config.architecture, "--data", data or config.data, *words])
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, *, targets: np.ndarray | None = None,

@@ -4,12 +4,12 @@ submission of this workplace must keep: 256 MiB of diffs, counted as text, and 5
     python scripts/submission_size.py BASE      # BASE: the commit the session started from
 
 Run it before committing trained weights. A submission over either limit is refused whole: every commit in
-it is lost, trained models included (a GPU session's three retrained models were, at 375 MB of diffs).
+it is lost, trained models included (a GPU session's three retrained float32 models were).
 
 A commit's diff is counted as git writes it with --binary: a changed binary file costs its old and its new
 bytes, compressed and base85-encoded (about 1.2 times each). So replacing a zoo entry costs about 1.2 times
-its old plus its new model.keras: resnet50v2 stored in float32 (95 MB) replaced by one in half precision
-(47 MB) costs about 175 MB, the same replacement once both are half precision about 115 MB.
+its old plus its new model.keras: `python scripts/submission_size.py 40b317f~1` lists 216 MiB for 1a28938,
+which replaced resnet50v2's 95 MB float32 file with another.
 """
 
 from __future__ import annotations
