@@ -49,25 +49,32 @@ def test_python_dash_m_fer_exits_2_with_one_line(app_zoo):
     _one_line_error(done.returncode, done.stderr, "does not exist")
 
 
-def _train(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+def test_train_py_errors_are_one_line(synthetic_folders, tmp_path, monkeypatch, capsys):
+    """One real process (train.py exits 2 with one line, no traceback); the other mistakes in-process, where the
+    same ``main`` runs without paying for a TensorFlow start-up each."""
+    import train
 
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), "--data", str(tmp_path / "none")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    _one_line_error(done.returncode, done.stderr, "does not exist")
 
-def test_train_py_errors_are_one_line(synthetic_folders, tmp_path):
-    usage = _train("--arch", "alexnet", cwd=tmp_path)
-    _one_line_error(usage.returncode, usage.stderr, "invalid choice: 'alexnet'")
-    missing = _train("--data", str(tmp_path / "none"), cwd=tmp_path)
-    _one_line_error(missing.returncode, missing.stderr, "does not exist")
-    weights = _train("--data", str(synthetic_folders), "--weights", "imagenet", cwd=tmp_path)
-    _one_line_error(weights.returncode, weights.stderr, "custom_cnn has no 'imagenet' weights")
-    bad_weights = _train("--data", str(synthetic_folders), "--class-weight", '{"bored": 2}', cwd=tmp_path)
-    _one_line_error(bad_weights.returncode, bad_weights.stderr, "Unknown emotions in class weights: bored")
+    def fails(*args) -> tuple[int, str]:
+        try:
+            code = train.main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
+        return code, capsys.readouterr().err
+
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(*fails("--arch", "alexnet"), "invalid choice: 'alexnet'")
+    _one_line_error(*fails("--data", str(synthetic_folders), "--weights", "imagenet"),
+                    "custom_cnn has no 'imagenet' weights")
+    _one_line_error(*fails("--data", str(synthetic_folders), "--class-weight", '{"bored": 2}'),
+                    "Unknown emotions in class weights: bored")
     assert not (tmp_path / "runs").exists(), "a run that never started leaves no folder behind"
     (tmp_path / "runs" / "custom_cnn").mkdir(parents=True)
     (tmp_path / "runs" / "custom_cnn" / "config.json").write_text(json.dumps({"epochs": 1}))
-    again = _train("--data", str(synthetic_folders), cwd=tmp_path)
-    _one_line_error(again.returncode, again.stderr, "pass --resume")
+    _one_line_error(*fails("--data", str(synthetic_folders)), "pass --resume")
 
 
 def test_class_weights_that_do_not_parse_are_a_config_error():
