@@ -278,7 +278,8 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.ensemble import has_ensemble
-    from fer.report import calibration_table, cost_table, markdown_table, selection_table, write_report
+    from fer.report import (calibration_table, cost_table, markdown_table, selection_table, update_tables,
+                            write_report)
     from fer.zoo import default_zoo_dir, ensemble_record, list_entries
 
     entries = list_entries()
@@ -287,9 +288,14 @@ def _zoo_report(args: argparse.Namespace) -> int:
     record = (ensemble_record() if has_ensemble(entries) else None) or {}
     ensemble, selection = record.get("calibration"), record.get("selection")
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection)
-    print(markdown_table(entries) + "\n\n" + (selection_table(selection) + "\n\n" if selection else "")
-          + calibration_table(entries, ensemble) + "\n\n" + cost_table(entries))
+    tables = [markdown_table(entries), *([selection_table(selection)] if selection else []),
+              calibration_table(entries, ensemble), cost_table(entries)]
+    print("\n\n".join(tables))
     logging.getLogger("fer").info("Wrote %s", path)
+    if args.readme:
+        readme = Path(args.readme)
+        readme.write_text(update_tables(readme.read_text(), tables))
+        logging.getLogger("fer").info("Updated the tables of %s", readme)
     return 0
 
 
@@ -394,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices, "
                                            "calibration and reliability diagrams")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
+    zr.add_argument("--readme", default=None, metavar="PATH",
+                    help="also replace the tables of this markdown file (e.g. README.md) by the ones printed")
     zr.set_defaults(func=_zoo_report)
     zt = zoo_sub.add_parser("export-tflite", help="export a model to TensorFlow Lite, kept only if accuracy holds")
     zt.add_argument("name", help="zoo entry (or ensemble)")

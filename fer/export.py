@@ -41,14 +41,17 @@ from fer.training import (
     training_seconds,
 )
 from fer.zoo import (
+    DEFAULT_HARDWARE,
     METRICS_FILE,
     MODEL_FILE,
     ZooEntry,
+    earlier_cycles,
     ensemble_binding,
     list_entries,
     load_model,
     read_entry,
     sha256_of,
+    training_cost,
     write_manifest,
 )
 
@@ -301,9 +304,6 @@ def record_ensemble_calibration(zoo_dir: Path, calibration: Calibration, members
     return sealed
 
 
-DEFAULT_HARDWARE = "a 2-core CPU"  # entries exported before runs recorded their hardware trained on this one
-
-
 def trained_on(run_dir: Path) -> str:
     path = run_dir / HARDWARE_FILE
     return path.read_text().strip() if path.is_file() else DEFAULT_HARDWARE
@@ -361,21 +361,6 @@ Reproduce the model (the README's "On a GPU machine" gives each step):
 ```bash
 {_device_commands(config, device)}
 ```"""
-
-
-def earlier_cycles(metrics: dict) -> list[dict]:
-    """The cycles a warm restart grew from (each ``initial_run``), the first cycle first."""
-    chain, init = [], metrics.get("init")
-    while init:
-        chain.insert(0, init)
-        init = init.get("init")
-    return chain
-
-
-def training_cost(metrics: dict) -> tuple[int, float]:
-    """Epochs and seconds of training in all, every earlier cycle of a warm restart included."""
-    runs = [*earlier_cycles(metrics), metrics]
-    return sum(r.get("epochs", 0) for r in runs), sum(r.get("train_seconds", 0) for r in runs)
 
 
 def initial_run(init_from: str) -> dict:

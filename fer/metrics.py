@@ -7,11 +7,30 @@ recorded. No Keras here.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 from fer.labels import EMOTIONS, NUM_CLASSES
+
+
+CONFIDENCE = 0.95
+"""The level of the accuracy intervals the reports give."""
+
+
+def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy of ``correct`` out of ``n`` faces: the accuracies p at which
+    ``correct / n`` is within z standard errors sqrt(p (1 - p) / n) of p. Unlike p +- z se it stays inside
+    [0, 1] and holds its level near 0 and 1 (Brown, Cai & DasGupta, 2001)."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p, z2 = correct / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
@@ -37,6 +56,14 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def correct(self) -> int:
+        return int(np.trace(np.asarray(self.confusion_matrix)))
+
+    def accuracy_interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """Where the accuracy on faces like these lies, at ``confidence``, given this split's size (Wilson)."""
+        return wilson_interval(self.correct, self.n, confidence)
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
@@ -52,7 +79,9 @@ class EvaluationResult:
         for e in self.labels:
             m = self.per_class[e]
             lines.append(f"{e:>10s} {m.precision:9.4f} {m.recall:9.4f} {m.f1:9.4f} {m.support:9d}")
-        lines.append(f"{'accuracy':>10s} {'':9s} {'':9s} {self.accuracy:9.4f} {self.n:9d}")
+        lo, hi = self.accuracy_interval()
+        lines.append(f"{'accuracy':>10s} {'':9s} {'':9s} {self.accuracy:9.4f} {self.n:9d}"
+                     f"   {CONFIDENCE:.0%} interval {lo:.4f}-{hi:.4f}")
         lines.append(f"{'macro f1':>10s} {'':9s} {'':9s} {self.macro_f1:9.4f} {self.n:9d}")
         lines.append("")
         lines.append("confusion matrix (rows: true, columns: predicted)")

@@ -11,10 +11,11 @@ import numpy as np
 
 from fer.calibration import NUM_BINS, TARGET_ACCURACY, THRESHOLD_STEP, Calibration
 from fer.ensemble import ENSEMBLE
+from fer.errors import ZooError
 from fer.evaluation import draw_confusion_matrix, plot_reliability
-from fer.export import DEFAULT_HARDWARE, earlier_cycles, training_cost
 from fer.labels import EMOTIONS
-from fer.zoo import ZooEntry
+from fer.metrics import CONFIDENCE, EvaluationResult
+from fer.zoo import DEFAULT_HARDWARE, ZooEntry, earlier_cycles, training_cost
 
 RELIABILITY_FIGURE = "reliability.png"
 COST_FIGURE = "accuracy_per_hour.png"
@@ -24,14 +25,15 @@ COST_MILESTONES = (0.60, 0.65)
 
 def markdown_table(entries: list[ZooEntry]) -> str:
     """Accuracy, macro F1, per-class recall, size and speed of each entry, best accuracy first."""
-    head = ["model", "accuracy", "macro F1", *[f"recall {e}" for e in EMOTIONS], "parameters", "MB",
+    head = ["model", "accuracy", f"{CONFIDENCE:.0%} interval", "macro F1", *[f"recall {e}" for e in EMOTIONS], "parameters", "MB",
             "ms / face (CPU)", "TTA", "epochs", "training (h)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for entry in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True):
         m, t = entry.metrics, entry.metrics["test"]
         latency = m.get("latency_ms")
         epochs, seconds = training_cost(m)  # both cycles of a warm restart
-        cells = [f"`{entry.name}`", f"**{t['accuracy']:.4f}**", f"{t['macro_f1']:.4f}",
+        lo, hi = EvaluationResult.from_dict(t).accuracy_interval()
+        cells = [f"`{entry.name}`", f"**{t['accuracy']:.4f}**", f"{lo:.4f}-{hi:.4f}", f"{t['macro_f1']:.4f}",
                  *[f"{t['per_class'][e]['recall']:.3f}" for e in EMOTIONS], f"{m['parameters']:,}",
                  f"{m['size_bytes'] / 1e6:.1f}", f"{latency:.1f}" if latency is not None else "-",
                  m.get("tta", "none"), str(epochs), f"{seconds / 3600:.2f}"]
@@ -220,6 +222,33 @@ def selection_table(selection: list[dict]) -> str:
         rows.append(f"| {' + '.join(f'`{n}`' for n in row['members'])} | "
                     + (f"**{accuracy}** (chosen) |" if i == 0 else f"{accuracy} |"))
     return "\n".join(rows)
+
+
+def _table_key(table: str) -> str:
+    """What names a markdown table: its first two column headers."""
+    return "|".join(table.splitlines()[0].split("|")[:3])
+
+
+def update_tables(text: str, tables: list[str]) -> str:
+    """``text`` (a README) with each of its tables that has the first two column headers of one of ``tables``
+    replaced by that table. A table it does not hold is an error, so a README cannot silently fall behind."""
+    lines, out, used = text.splitlines(keepends=True), [], set()
+    by_key = {_table_key(t): t for t in tables}
+    i = 0
+    while i < len(lines):
+        key = _table_key(lines[i]) if lines[i].startswith("|") else None
+        if key in by_key and (i == 0 or not lines[i - 1].startswith("|")):
+            out.append(by_key[key] + "\n")
+            used.add(key)
+            while i < len(lines) and lines[i].startswith("|"):
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    missing = [k for k in by_key if k not in used]
+    if missing:
+        raise ZooError(f"No table headed {', '.join(k + '|' for k in missing)} to update: add one where it belongs.")
+    return "".join(out)
 
 
 def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None,

@@ -416,3 +416,21 @@ def load_model(model: str, zoo_dir: Path | None = None, calibrated: bool = True)
                     "python -m fer zoo calibrate NAME --data PATH.", model)
         return scorer
     return with_temperature(scorer, located.calibration.temperature)
+
+
+DEFAULT_HARDWARE = "a 2-core CPU"  # entries exported before runs recorded their hardware trained on this one
+
+
+def earlier_cycles(metrics: dict) -> list[dict]:
+    """The cycles a warm restart grew from (each ``initial_run``), the first cycle first."""
+    chain, init = [], metrics.get("init")
+    while init:
+        chain.insert(0, init)
+        init = init.get("init")
+    return chain
+
+
+def training_cost(metrics: dict) -> tuple[int, float]:
+    """Epochs and seconds of training in all, every earlier cycle of a warm restart included."""
+    runs = [*earlier_cycles(metrics), metrics]
+    return sum(r.get("epochs", 0) for r in runs), sum(r.get("train_seconds", 0) for r in runs)

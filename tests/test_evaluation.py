@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from fer.evaluation import plot_confusion_matrix
@@ -41,3 +42,33 @@ def test_json_round_trip_and_report(tmp_path):
     assert "happy" in r.report() and "confusion matrix" in r.report()
     plot_confusion_matrix(r, tmp_path / "cm.png")
     assert (tmp_path / "cm.png").stat().st_size > 1000
+
+
+def test_the_accuracy_interval_is_wilsons():
+    from statistics import NormalDist
+
+    from fer.metrics import wilson_interval
+
+    # A textbook value (Agresti & Coull, 1998; Newcombe, 1998): 81 of 263 at 95% -> 0.2553-0.3662.
+    lo, hi = wilson_interval(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+    # Its definition: at either end, the observed accuracy is exactly z standard errors of that end away.
+    z = NormalDist().inv_cdf(0.975)
+    for correct, n in [(2452, 3589), (1, 50), (49, 50)]:
+        p = correct / n
+        for end in wilson_interval(correct, n):
+            assert abs(p - end) / np.sqrt(end * (1 - end) / n) == pytest.approx(z, rel=1e-9)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0  # never outside [0, 1]
+    narrow, wide = wilson_interval(2452, 3589, 0.90), wilson_interval(2452, 3589, 0.99)
+    assert wide[0] < narrow[0] and narrow[1] < wide[1]
+
+
+def test_a_result_gives_the_interval_of_its_own_accuracy():
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 7, 400)
+    y_pred = np.where(rng.random(400) < 0.7, y_true, (y_true + 1) % 7)
+    r = compute_metrics(y_true, y_pred)
+    lo, hi = r.accuracy_interval()
+    assert r.correct == int((y_true == y_pred).sum())
+    assert lo < r.accuracy < hi and 0.08 < hi - lo < 0.10  # about +-4.5 points on 400 faces
+    assert f"95% interval {lo:.4f}-{hi:.4f}" in r.report()

@@ -14,8 +14,9 @@ TRAINING_SIDE = ["fer.data", "fer.augment", "fer.training", "fer.recipe", "fer.e
                  "fer.report", "fer.options"]
 
 
-def _modules_loaded_by(statement: str, env: dict | None = None) -> set[str]:
-    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('fer'))))"
+def _modules_loaded_by(statement: str, env: dict | None = None, prefix: str = "fer") -> set[str]:
+    code = (f"import sys, json\n{statement}\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -38,6 +39,14 @@ def test_the_app_loads_no_training_module(app_zoo):
 def test_the_check_can_fail():
     """The training side does load what the read side must not."""
     assert {"fer.training", "fer.data", "fer.augment"} <= _modules_loaded_by("import fer.export")
+
+
+def test_the_zoo_report_reads_the_zoo_without_tensorflow():
+    """The report is read from the entries' metrics.json: it needs no deep-learning framework (a second of
+    start-up, not ten, and none of TensorFlow's start-up lines on stderr)."""
+    assert not _modules_loaded_by("import fer.report", prefix="tensorflow")
+    assert not _modules_loaded_by("import fer.report", prefix="keras")
+    assert "tensorflow" in _modules_loaded_by("import fer.export", prefix="tensorflow"), "the check can fail"
 
 
 def test_the_ensemble_is_defined_once():

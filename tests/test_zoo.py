@@ -156,6 +156,27 @@ def test_report_compares_entries(entry, tmp_path):
         assert (tmp_path / "report" / image).stat().st_size > 5000
 
 
+def test_zoo_report_readme_replaces_its_tables_and_nothing_else(entry, tmp_path, monkeypatch, capsys):
+    from fer.cli import main
+    from fer.report import cost_table, markdown_table
+
+    entries = list_entries(entry.parent)
+    readme = tmp_path / "README.md"
+    stale = ("# Zoo\n\n| model | accuracy | MB |\n|---|---|---|\n| `old` | 0.1 | 9 |\n\ntext between\n\n"
+             "| model | trained on |\n|---|---|\n| `old` | an abacus |\n\n| model | T |\n|---|---|\n| `old` | 1 |\n\n| other | table |\n|---|---|\n| kept | 1 |\n")
+    readme.write_text(stale)
+    monkeypatch.setenv("FER_ZOO_DIR", str(entry.parent))
+    assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "`old`" not in text and markdown_table(entries) in text and cost_table(entries) in text
+    assert "text between" in text and "| kept | 1 |" in text and text.startswith("# Zoo\n\n| model | accuracy |")
+    assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text, "updating twice changes nothing"
+    readme.write_text("# Zoo\n\n| model | trained on |\n|---|---|\n")
+    assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 2
+    assert "No table headed | model | accuracy |" in capsys.readouterr().err
+
+
 def test_manifest_lists_entries_with_hash_and_metrics(entry):
     from fer.zoo import read_manifest
 
@@ -233,7 +254,7 @@ def test_readme_results_table_is_the_zoo_report():
 
 def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(entry, tmp_path):
     """Each cycle exported from the one before: the card totals all cycles and gives one command each."""
-    from fer.export import training_cost
+    from fer.zoo import training_cost
 
     model = build_model("custom_cnn")
     result = compute_metrics(np.array([0, 1]), np.array([0, 1]))
