@@ -278,8 +278,8 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.ensemble import has_ensemble
-    from fer.report import (calibration_table, cost_table, markdown_table, selection_table, update_tables,
-                            write_report)
+    from fer.report import (calibration_table, cost_table, markdown_table, paired_table, selection_table,
+                            update_tables, write_report)
     from fer.zoo import default_zoo_dir, ensemble_record, list_entries
 
     entries = list_entries()
@@ -287,8 +287,13 @@ def _zoo_report(args: argparse.Namespace) -> int:
         raise ZooError("The zoo is empty: train a model with train.py.")
     record = (ensemble_record() if has_ensemble(entries) else None) or {}
     ensemble, selection = record.get("calibration"), record.get("selection")
-    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection)
-    tables = [markdown_table(entries), *([selection_table(selection)] if selection else []),
+    paired = None
+    if args.data:
+        from fer.data import load_eval_split
+
+        paired = paired_table(entries, load_eval_split(args.data).labels)
+    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection, paired)
+    tables = [markdown_table(entries), *([paired] if paired else []), *([selection_table(selection)] if selection else []),
               calibration_table(entries, ensemble), cost_table(entries)]
     print("\n\n".join(tables))
     logging.getLogger("fer").info("Wrote %s", path)
@@ -400,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     zr = zoo_sub.add_parser("report", help="compare the zoo's models: REPORT.md, F1 heat map, confusion matrices, "
                                            "calibration and reliability diagrams")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
+    zr.add_argument("--data", default=None,
+                    help="the data the models were tested on: adds a paired comparison of every two models (McNemar)")
     zr.add_argument("--readme", default=None, metavar="PATH",
                     help="also replace the tables of this markdown file (e.g. README.md) by the ones printed")
     zr.set_defaults(func=_zoo_report)

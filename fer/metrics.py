@@ -34,6 +34,26 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> tup
 
 
 @dataclass
+class PairedComparison:
+    """Two models scored on the same faces: how many only one of them gets right, and the exact McNemar test's
+    two-sided p-value of the hypothesis that either is as likely to be the one right (McNemar, 1947)."""
+
+    only_first: int
+    only_second: int
+    p_value: float
+
+    @classmethod
+    def of(cls, first_correct, second_correct) -> "PairedComparison":
+        from scipy.stats import binomtest
+
+        first, second = np.asarray(first_correct, bool), np.asarray(second_correct, bool)
+        only_first, only_second = int((first & ~second).sum()), int((~first & second).sum())
+        discordant = only_first + only_second
+        p = binomtest(min(only_first, only_second), discordant, 0.5).pvalue if discordant else 1.0
+        return cls(only_first, only_second, float(p))
+
+
+@dataclass
 class ClassMetrics:
     precision: float
     recall: float

@@ -14,7 +14,7 @@ from fer.ensemble import ENSEMBLE
 from fer.errors import ZooError
 from fer.evaluation import draw_confusion_matrix, plot_reliability
 from fer.labels import EMOTIONS
-from fer.metrics import CONFIDENCE, EvaluationResult
+from fer.metrics import CONFIDENCE, EvaluationResult, PairedComparison
 from fer.zoo import DEFAULT_HARDWARE, ZooEntry, earlier_cycles, training_cost
 
 RELIABILITY_FIGURE = "reliability.png"
@@ -38,6 +38,23 @@ def markdown_table(entries: list[ZooEntry]) -> str:
                  f"{m['size_bytes'] / 1e6:.1f}", f"{latency:.1f}" if latency is not None else "-",
                  m.get("tta", "none"), str(epochs), f"{seconds / 3600:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(entries: list[ZooEntry], labels: np.ndarray) -> str:
+    """Every pair of entries whose recorded test predictions cover ``labels`` (the test split's true classes, in
+    split order): the faces only one of the two gets right and the exact McNemar p-value, best accuracy first.
+    An entry without recorded predictions, or recorded on other faces, is left out."""
+    ranked = [e for e in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True)
+              if e.test_predictions is not None and len(e.test_predictions) == len(labels)]
+    lines = ["| model | against | accuracy difference | faces only the model gets right | faces only the other gets "
+             "right | p (exact McNemar) |", "|" + "---|" * 6]
+    for i, first in enumerate(ranked):
+        for second in ranked[i + 1:]:
+            c = PairedComparison.of(first.test_predictions == labels, second.test_predictions == labels)
+            difference = (c.only_first - c.only_second) / len(labels)
+            lines.append(f"| `{first.name}` | `{second.name}` | {difference:+.4f} | {c.only_first} | {c.only_second} | "
+                         f"{c.p_value:.2g} |")
     return "\n".join(lines)
 
 
@@ -203,6 +220,13 @@ COST_NOTE = (
     "milestones reached before it show as -.")
 
 
+PAIRED_NOTE = (
+    "Each pair of models on the same test faces, from the predictions each entry recorded at export: the faces "
+    "only one of the two gets right, and the exact McNemar test's two-sided p-value of the hypothesis that both "
+    "are equally accurate (a small p: the split tells them apart). Needs the test labels: "
+    "`python -m fer zoo report --data PATH`.")
+
+
 ENSEMBLE_NOTE = (
     "The ensemble averages its members' calibrated probabilities and scales the mean by a temperature of its own "
     "(where members disagree, their mean is less sure than it should be). Its members are chosen on the validation "
@@ -252,9 +276,10 @@ def update_tables(text: str, tables: list[str]) -> str:
 
 
 def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None,
-                 selection: list[dict] | None = None) -> Path:
+                 selection: list[dict] | None = None, paired: str | None = None) -> Path:
     """Write REPORT.md with the tables and the figures into ``out_dir``; returns its path. ``ensemble``: the
-    ensemble's calibration, if it has one; ``selection``: how its members were chosen (see selection_table)."""
+    ensemble's calibration, if it has one; ``selection``: how its members were chosen (see selection_table);
+    ``paired``: the paired comparison of the models (paired_table), when the test labels were at hand."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_f1_heatmap(entries, out_dir / "f1_per_class.png")
     plot_confusion_matrices(entries, out_dir / "confusion_matrices.png")
@@ -264,6 +289,7 @@ def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration |
     text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `python -m fer zoo report`.\n\n"
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
             "![confusion matrices](confusion_matrices.png)\n\n"
+            + (f"## Paired comparison\n\n{PAIRED_NOTE}\n\n{paired}\n\n" if paired else "")
             + (f"## Ensemble\n\n{ENSEMBLE_NOTE}\n\n{selection_table(selection)}\n\n" if selection else "")
             + "## Calibration\n\n" + CALIBRATION_NOTE + "\n\n"
             + calibration_table(entries, ensemble) + "\n"

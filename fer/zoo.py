@@ -18,6 +18,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fer.calibration import Calibration
 from fer.ensemble import ENSEMBLE, MIN_MEMBERS, ensemble_model, has_ensemble
 from fer.errors import UnknownModelError, ZooError
@@ -69,6 +71,13 @@ class ZooEntry:
     @property
     def test(self) -> EvaluationResult:
         return EvaluationResult.from_dict(self.metrics["test"])
+
+    @property
+    def test_predictions(self) -> np.ndarray | None:
+        """The class the model predicted for each test face, in split order, as export recorded it (None for an
+        entry exported before export recorded them)."""
+        recorded = self.metrics.get("test_predictions")
+        return None if recorded is None else np.frombuffer(recorded.encode(), np.uint8) - ord("0")
 
     @property
     def calibration(self) -> Calibration | None:

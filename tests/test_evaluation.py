@@ -72,3 +72,15 @@ def test_a_result_gives_the_interval_of_its_own_accuracy():
     assert r.correct == int((y_true == y_pred).sum())
     assert lo < r.accuracy < hi and 0.08 < hi - lo < 0.10  # about +-4.5 points on 400 faces
     assert f"95% interval {lo:.4f}-{hi:.4f}" in r.report()
+
+
+def test_mcnemar_counts_the_faces_only_one_model_gets_right_and_tests_them_exactly():
+    from fer.metrics import PairedComparison
+
+    first = np.array([1] * 50 + [1] * 10 + [0] * 2 + [0] * 30, bool)  # 50 both right, 10 only first, 2 only second
+    second = np.array([1] * 50 + [0] * 10 + [1] * 2 + [0] * 30, bool)
+    c = PairedComparison.of(first, second)
+    assert (c.only_first, c.only_second) == (10, 2)
+    assert c.p_value == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)  # 2 P(X <= 2), X ~ Binomial(12, 1/2)
+    assert PairedComparison.of(second, first).p_value == pytest.approx(c.p_value)
+    assert PairedComparison.of(first, first) == PairedComparison(0, 0, 1.0)  # same answers: nothing to tell apart

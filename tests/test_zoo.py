@@ -177,6 +177,31 @@ def test_zoo_report_readme_replaces_its_tables_and_nothing_else(entry, tmp_path,
     assert "No table headed | model | accuracy |" in capsys.readouterr().err
 
 
+def test_the_report_compares_every_two_models_on_the_same_faces(tmp_path):
+    from fer.report import paired_table
+    from fer.zoo import ZooEntry
+
+    labels = np.arange(98) % 7
+    rng = np.random.default_rng(0)
+    wrong = (labels + 1) % 7
+    good = np.where(rng.random(len(labels)) < 0.9, labels, wrong)
+    bad = np.where(rng.random(len(labels)) < 0.3, labels, wrong)
+    zoo = tmp_path / "zoo"
+    for name, predictions in [("good", good), ("bad", bad), ("unrecorded", None)]:
+        metrics = {"test": compute_metrics(labels, good if predictions is None else predictions).to_dict()}
+        if predictions is not None:
+            metrics["test_predictions"] = "".join(map(str, predictions))
+        (zoo / name).mkdir(parents=True)
+        (zoo / name / "metrics.json").write_text(json.dumps(metrics))
+    entries = [ZooEntry(n, zoo / n, json.loads((zoo / n / "metrics.json").read_text())) for n in ("bad", "good", "unrecorded")]
+    table = paired_table(entries, labels).splitlines()
+    assert len(table) == 3, "one pair: the entry without recorded predictions is left out"
+    only_good = int(((good == labels) & (bad != labels)).sum())
+    only_bad = int(((good != labels) & (bad == labels)).sum())
+    assert table[2].startswith(f"| `good` | `bad` | {(only_good - only_bad) / len(labels):+.4f} | {only_good} | {only_bad} |")
+    assert float(table[2].split("|")[-2]) < 1e-3, "0.9 against 0.3 right on 98 faces is told apart"
+
+
 def test_manifest_lists_entries_with_hash_and_metrics(entry):
     from fer.zoo import read_manifest
 
@@ -248,6 +273,11 @@ def test_readme_results_table_is_the_zoo_report():
     assert cost_table(entries) in readme
     record = ensemble_record(REPO / "model_zoo") or {}
     assert calibration_table(entries, record.get("calibration")) in readme
+    if FER2013.is_dir():
+        from fer.data import load_eval_split
+        from fer.report import paired_table
+
+        assert paired_table(entries, load_eval_split(FER2013).labels) in readme
     if record.get("selection"):
         assert selection_table(record["selection"]) in readme
 
