@@ -290,17 +290,20 @@ def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
                               np.asarray(combine(np.stack([m.calibrated for m in chosen]), temperature)),
                               split.labels, split.source_name)
     calibration = calib.record(temperature, splits[dataset.val.name], splits[dataset.test.name])
-    return record_ensemble_calibration(zoo_dir, calibration, members, selection)
+    return record_ensemble_calibration(zoo_dir, calibration, members, selection,
+                                       test_predictions=splits[dataset.test.name][1].argmax(axis=1))
 
 
 def record_ensemble_calibration(zoo_dir: Path, calibration: Calibration, members: list[str] | None = None,
-                                selection: list[dict] | None = None) -> Calibration:
+                                selection: list[dict] | None = None, test_predictions=None) -> Calibration:
     """Seal the ensemble's calibration to its members' (None: every entry) fingerprints and write it, with the
-    members and the validation accuracy of every candidate set (``selection``), into the manifest."""
+    members, the validation accuracy of every candidate set (``selection``) and the ensemble's predicted class
+    of each test face (for the report's paired comparison), into the manifest."""
     fingerprints = {e.name: e.fingerprint for e in list_entries(zoo_dir) if members is None or e.name in members}
     sealed = calibration.sealed(ensemble_binding(fingerprints))
+    recorded = {"test_predictions": prediction_record(test_predictions)} if test_predictions is not None else {}
     write_manifest(zoo_dir, ensemble={"members": fingerprints, **({"selection": selection} if selection else {}),
-                                      **sealed.to_dict()})
+                                      **recorded, **sealed.to_dict()})
     return sealed
 
 

@@ -41,19 +41,22 @@ def markdown_table(entries: list[ZooEntry]) -> str:
     return "\n".join(lines)
 
 
-def paired_table(entries: list[ZooEntry], labels: np.ndarray) -> str:
-    """Every pair of entries whose recorded test predictions cover ``labels`` (the test split's true classes, in
+def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: tuple[float, np.ndarray] | None = None) -> str:
+    """Every pair of models whose recorded test predictions cover ``labels`` (the test split's true classes, in
     split order): the faces only one of the two gets right and the exact McNemar p-value, best accuracy first.
-    An entry without recorded predictions, or recorded on other faces, is left out."""
-    ranked = [e for e in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True)
-              if e.test_predictions is not None and len(e.test_predictions) == len(labels)]
+    ``ensemble``: its test accuracy and predictions, as calibrate ensemble recorded them. An entry without
+    recorded predictions, or recorded on other faces, is left out."""
+    models = [(e.name, e.metrics["test"]["accuracy"], e.test_predictions) for e in entries]
+    if ensemble is not None:
+        models.append((ENSEMBLE, *ensemble))
+    ranked = sorted([m for m in models if m[2] is not None and len(m[2]) == len(labels)], key=lambda m: -m[1])
     lines = ["| model | against | accuracy difference | faces only the model gets right | faces only the other gets "
              "right | p (exact McNemar) |", "|" + "---|" * 6]
-    for i, first in enumerate(ranked):
-        for second in ranked[i + 1:]:
-            c = PairedComparison.of(first.test_predictions == labels, second.test_predictions == labels)
+    for i, (first, _, first_predicted) in enumerate(ranked):
+        for second, _, second_predicted in ranked[i + 1:]:
+            c = PairedComparison.of(first_predicted == labels, second_predicted == labels)
             difference = (c.only_first - c.only_second) / len(labels)
-            lines.append(f"| `{first.name}` | `{second.name}` | {difference:+.4f} | {c.only_first} | {c.only_second} | "
+            lines.append(f"| `{first}` | `{second}` | {difference:+.4f} | {c.only_first} | {c.only_second} | "
                          f"{c.p_value:.2g} |")
     return "\n".join(lines)
 

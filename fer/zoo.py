@@ -30,8 +30,13 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
-ENSEMBLE_ONLY_FIELDS = ("members", "selection")  # the manifest's ensemble record: these, then its Calibration
+ENSEMBLE_ONLY_FIELDS = ("members", "selection", "test_predictions")  # the manifest's ensemble record: these, then its Calibration
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def decode_predictions(recorded: str) -> np.ndarray:
+    """Predicted class ids from the string of digits export records (fer.export.prediction_record)."""
+    return np.frombuffer(recorded.encode(), np.uint8) - ord("0")
 
 
 def default_zoo_dir() -> Path:
@@ -77,7 +82,7 @@ class ZooEntry:
         """The class the model predicted for each test face, in split order, as export recorded it (None for an
         entry exported before export recorded them)."""
         recorded = self.metrics.get("test_predictions")
-        return None if recorded is None else np.frombuffer(recorded.encode(), np.uint8) - ord("0")
+        return None if recorded is None else decode_predictions(recorded)
 
     @property
     def calibration(self) -> Calibration | None:

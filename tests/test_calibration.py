@@ -154,6 +154,8 @@ def bar_reader(scale: float):
 def bar_zoo(tmp_path_factory):
     """A zoo of two bar readers, one about calibrated (x1) and one over-confident (x5, logits scaled by five),
     and the data they were 'trained' on (Kaggle layout)."""
+    from fer.data import load_eval_split
+    from fer.evaluation import predict_scores
     from fer.export import export_entry
     from fer.metrics import compute_metrics
     from fer.training import TrainConfig
@@ -165,9 +167,12 @@ def bar_zoo(tmp_path_factory):
     write_tree(root / "data" / "test", x, y)
     (root / "run").mkdir()
     result = compute_metrics(np.arange(7), np.arange(7))
+    test = load_eval_split(root / "data")
     for name, factor in (("x1", 1), ("x5", 5)):
         config = TrainConfig(name=name, zoo_dir=str(root / "zoo"), val_fraction=0.1, seed=0)
-        export_entry(bar_reader(CALIBRATED_SCALE * factor), config, result, result, root / "run", train_seconds=1)
+        model = bar_reader(CALIBRATED_SCALE * factor)
+        export_entry(model, config, result, result, root / "run", train_seconds=1,
+                     test_predictions=predict_scores(model, test.images).argmax(axis=1))
     return root / "zoo", root / "data"
 
 
@@ -236,6 +241,19 @@ def test_the_report_shows_calibration_and_one_reliability_figure(bar_zoo, monkey
     assert "| model | T | accuracy | ECE raw | ECE calibrated |" in report
     assert "## Ensemble" in report and "| `x1` + `x5` | **" in report, "how its members were chosen"
     assert "![reliability diagrams" in report and (tmp_path / "reliability.png").stat().st_size > 10_000
+
+    # calibrate ensemble recorded the ensemble's answer on each test face: the one the loaded ensemble gives.
+    from fer.data import load_eval_split
+    from fer.evaluation import predict_scores
+    from fer.zoo import decode_predictions, load_model
+
+    test = load_eval_split(data)
+    recorded = decode_predictions(json.loads((zoo / "manifest.json").read_text())["ensemble"]["test_predictions"])
+    np.testing.assert_array_equal(recorded, predict_scores(load_model("ensemble", zoo), test.images).argmax(axis=1))
+    assert main(["zoo", "report", "--out", str(tmp_path), "--data", str(data)]) == 0
+    paired = (tmp_path / "REPORT.md").read_text().split("## Paired comparison")[1].split("\n## ")[0]
+    rows = [line for line in paired.splitlines() if line.startswith("| `")]
+    assert len(rows) == 3 and sum("`ensemble`" in row for row in rows) == 2, "each of three models against the others"
 
 
 def test_evaluate_json_reports_raw_and_calibrated_scores(bar_zoo, monkeypatch, capsys):
