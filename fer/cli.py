@@ -280,7 +280,7 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from fer.ensemble import has_ensemble
     from fer.report import (calibration_table, cost_table, markdown_table, paired_table, selection_table,
                             update_tables, write_report)
-    from fer.zoo import decode_predictions, default_zoo_dir, ensemble_record, list_entries
+    from fer.zoo import default_zoo_dir, ensemble_record, list_entries
 
     entries = list_entries()
     if not entries:
@@ -291,9 +291,7 @@ def _zoo_report(args: argparse.Namespace) -> int:
     if args.data:
         from fer.data import load_eval_split
 
-        recorded = record.get("test_predictions")
-        paired = paired_table(entries, load_eval_split(args.data).labels,
-                              (ensemble.test.calibrated.accuracy, decode_predictions(recorded)) if recorded else None)
+        paired = paired_table(entries, load_eval_split(args.data).labels, record)
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection, paired)
     tables = [markdown_table(entries), *([paired] if paired else []), *([selection_table(selection)] if selection else []),
               calibration_table(entries, ensemble), cost_table(entries)]

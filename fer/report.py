@@ -4,6 +4,7 @@ diagrams), all read from the entries' metrics.json and the manifest (the ensembl
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from fer.ensemble import ENSEMBLE
 from fer.errors import ZooError
 from fer.evaluation import draw_confusion_matrix, plot_reliability
 from fer.labels import EMOTIONS
-from fer.metrics import CONFIDENCE, EvaluationResult, PairedComparison
-from fer.zoo import DEFAULT_HARDWARE, ZooEntry, earlier_cycles, training_cost
+from fer.metrics import CONFIDENCE, EvaluationResult, PairedComparison, compute_metrics
+from fer.zoo import DEFAULT_HARDWARE, ZooEntry, decode_predictions, earlier_cycles, training_cost
+
+log = logging.getLogger(__name__)
 
 RELIABILITY_FIGURE = "reliability.png"
 COST_FIGURE = "accuracy_per_hour.png"
@@ -41,19 +44,37 @@ def markdown_table(entries: list[ZooEntry]) -> str:
     return "\n".join(lines)
 
 
-def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: tuple[float, np.ndarray] | None = None) -> str:
-    """Every pair of models whose recorded test predictions cover ``labels`` (the test split's true classes, in
-    split order): the faces only one of the two gets right and the exact McNemar p-value, best accuracy first.
-    ``ensemble``: its test accuracy and predictions, as calibrate ensemble recorded them. An entry without
-    recorded predictions, or recorded on other faces, is left out."""
-    models = [(e.name, e.metrics["test"]["accuracy"], e.test_predictions) for e in entries]
-    if ensemble is not None:
-        models.append((ENSEMBLE, *ensemble))
-    ranked = sorted([m for m in models if m[2] is not None and len(m[2]) == len(labels)], key=lambda m: -m[1])
+def _recorded_on(labels: np.ndarray, predictions: np.ndarray | None, recorded: dict | None) -> bool:
+    """Whether ``predictions`` were made on the faces ``labels`` belong to: they give exactly the test scores
+    recorded beside them (``recorded``: a confusion matrix, or an accuracy where none is kept). PublicTest and
+    PrivateTest have the same size, so the length alone would not tell."""
+    if predictions is None or recorded is None or len(predictions) != len(labels):
+        return False
+    if "confusion_matrix" in recorded:
+        return compute_metrics(labels, predictions).confusion_matrix == recorded["confusion_matrix"]
+    return abs(float((predictions == labels).mean()) - recorded["accuracy"]) < 0.5 / len(labels)
+
+
+def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: dict | None = None) -> str:
+    """Every pair of models whose recorded test predictions were made on the faces of ``labels`` (a test split's
+    true classes, in split order): the faces only one of the two gets right and the exact McNemar p-value, best
+    accuracy first. ``ensemble``: the manifest's ensemble record (fer.zoo.ensemble_record), whose predictions
+    calibrate ensemble recorded. A model without recorded predictions, or with predictions on other faces, is
+    left out with a warning."""
+    models = [(e.name, e.test_predictions, e.metrics["test"]) for e in entries]
+    if ensemble and ensemble.get("test_predictions"):
+        test = ensemble["calibration"].test
+        models.append((ENSEMBLE, decode_predictions(ensemble["test_predictions"]),
+                       {"accuracy": test.calibrated.accuracy} if test else None))
+    kept = [(name, predicted) for name, predicted, recorded in models if _recorded_on(labels, predicted, recorded)]
+    if left_out := [name for name, *_ in models if name not in dict(kept)]:
+        log.warning("Left out of the paired comparison (no test predictions recorded on these faces): %s",
+                    ", ".join(left_out))
+    ranked = sorted(kept, key=lambda m: -(m[1] == labels).mean())
     lines = ["| model | against | accuracy difference | faces only the model gets right | faces only the other gets "
              "right | p (exact McNemar) |", "|" + "---|" * 6]
-    for i, (first, _, first_predicted) in enumerate(ranked):
-        for second, _, second_predicted in ranked[i + 1:]:
+    for i, (first, first_predicted) in enumerate(ranked):
+        for second, second_predicted in ranked[i + 1:]:
             c = PairedComparison.of(first_predicted == labels, second_predicted == labels)
             difference = (c.only_first - c.only_second) / len(labels)
             lines.append(f"| `{first}` | `{second}` | {difference:+.4f} | {c.only_first} | {c.only_second} | "
@@ -261,10 +282,14 @@ def update_tables(text: str, tables: list[str]) -> str:
     replaced by that table. A table it does not hold is an error, so a README cannot silently fall behind."""
     lines, out, used = text.splitlines(keepends=True), [], set()
     by_key = {_table_key(t): t for t in tables}
+    if len(by_key) != len(tables):
+        raise ValueError("update_tables: two of the tables share their first two column headers")
     i = 0
     while i < len(lines):
         key = _table_key(lines[i]) if lines[i].startswith("|") else None
         if key in by_key and (i == 0 or not lines[i - 1].startswith("|")):
+            if key in used:
+                raise ZooError(f"Two tables headed {key}| in the file: keep one, or head the other differently.")
             out.append(by_key[key] + "\n")
             used.add(key)
             while i < len(lines) and lines[i].startswith("|"):
@@ -289,7 +314,8 @@ def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration |
     drawn = plot_calibration(entries, ensemble, out_dir / RELIABILITY_FIGURE)
     cost_drawn = plot_training_cost(entries, out_dir / COST_FIGURE)
     splits = sorted({entry.test.split for entry in entries})
-    text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `python -m fer zoo report`.\n\n"
+    command = "python -m fer zoo report" + (" --data PATH" if paired else "")
+    text = (f"# Model zoo report\n\nFER-2013 {', '.join(splits)} split; regenerate with `{command}`.\n\n"
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
             "![confusion matrices](confusion_matrices.png)\n\n"
             + (f"## Paired comparison\n\n{PAIRED_NOTE}\n\n{paired}\n\n" if paired else "")

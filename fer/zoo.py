@@ -23,6 +23,7 @@ import numpy as np
 from fer.calibration import Calibration
 from fer.ensemble import ENSEMBLE, MIN_MEMBERS, ensemble_model, has_ensemble
 from fer.errors import UnknownModelError, ZooError
+from fer.labels import EMOTIONS
 from fer.metrics import EvaluationResult
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def decode_predictions(recorded: str) -> np.ndarray:
     """Predicted class ids from the string of digits export records (fer.export.prediction_record)."""
-    return np.frombuffer(recorded.encode(), np.uint8) - ord("0")
+    predictions = np.frombuffer(recorded.encode(), np.uint8).astype(np.int64) - ord("0")
+    if len(predictions) and not 0 <= predictions.min() <= predictions.max() < len(EMOTIONS):
+        raise ZooError(f"Recorded test predictions must be digits 0-{len(EMOTIONS) - 1}: re-export the entry.")
+    return predictions
 
 
 def default_zoo_dir() -> Path:
@@ -222,7 +226,8 @@ def available_models(zoo_dir: Path | None = None) -> list[str]:
 def ensemble_record(zoo_dir: Path | None = None) -> dict | None:
     """The manifest's ensemble record (its members, chosen on validation, and their calibration) while every
     member is offered (see available_models) unchanged; None when there is none, and a warning when it no longer
-    holds. A record edited since it was sealed is refused."""
+    holds. A record whose members or calibration were edited since it was sealed is refused; its ``selection``
+    and ``test_predictions`` (for the report only) are not sealed."""
     zoo_dir = Path(zoo_dir) if zoo_dir else default_zoo_dir()
     path = zoo_dir / MANIFEST_FILE
     record = json.loads(path.read_text()).get(ENSEMBLE) if path.is_file() else None

@@ -171,8 +171,9 @@ def bar_zoo(tmp_path_factory):
     for name, factor in (("x1", 1), ("x5", 5)):
         config = TrainConfig(name=name, zoo_dir=str(root / "zoo"), val_fraction=0.1, seed=0)
         model = bar_reader(CALIBRATED_SCALE * factor)
-        export_entry(model, config, result, result, root / "run", train_seconds=1,
-                     test_predictions=predict_scores(model, test.images).argmax(axis=1))
+        predicted = predict_scores(model, test.images).argmax(axis=1)
+        export_entry(model, config, compute_metrics(test.labels, predicted), result, root / "run", train_seconds=1,
+                     test_predictions=predicted)
     return root / "zoo", root / "data"
 
 

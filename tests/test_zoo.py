@@ -172,6 +172,9 @@ def test_zoo_report_readme_replaces_its_tables_and_nothing_else(entry, tmp_path,
     assert "text between" in text and "| kept | 1 |" in text and text.startswith("# Zoo\n\n| model | accuracy |")
     assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 0
     assert readme.read_text() == text, "updating twice changes nothing"
+    readme.write_text(stale + "\n| model | trained on | again |\n|---|---|---|\n")
+    assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 2
+    assert "Two tables headed | model | trained on |" in capsys.readouterr().err
     readme.write_text("# Zoo\n\n| model | trained on |\n|---|---|\n")
     assert main(["zoo", "report", "--out", str(tmp_path / "report"), "--readme", str(readme)]) == 2
     assert "No table headed | model | accuracy |" in capsys.readouterr().err
@@ -200,6 +203,17 @@ def test_the_report_compares_every_two_models_on_the_same_faces(tmp_path):
     only_bad = int(((good != labels) & (bad == labels)).sum())
     assert table[2].startswith(f"| `good` | `bad` | {(only_good - only_bad) / len(labels):+.4f} | {only_good} | {only_bad} |")
     assert float(table[2].split("|")[-2]) < 1e-3, "0.9 against 0.3 right on 98 faces is told apart"
+    # Predictions made on other faces of the same number (PublicTest and PrivateTest both hold 3,589) are left out.
+    assert len(paired_table(entries, np.roll(labels, 1)).splitlines()) == 2
+
+
+def test_recorded_predictions_are_digits_of_emotions():
+    from fer.zoo import decode_predictions
+
+    np.testing.assert_array_equal(decode_predictions("0615"), [0, 6, 1, 5])
+    for bad in ("0617", "06 1", "06\n"):
+        with pytest.raises(ZooError, match="digits 0-6"):
+            decode_predictions(bad)
 
 
 def test_manifest_lists_entries_with_hash_and_metrics(entry):
@@ -277,7 +291,7 @@ def test_readme_results_table_is_the_zoo_report():
         from fer.data import load_eval_split
         from fer.report import paired_table
 
-        assert paired_table(entries, load_eval_split(FER2013).labels) in readme
+        assert paired_table(entries, load_eval_split(FER2013).labels, record) in readme
     if record.get("selection"):
         assert selection_table(record["selection"]) in readme
 
