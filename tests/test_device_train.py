@@ -351,7 +351,8 @@ def test_a_run_fitted_to_its_time_budget_finishes_its_schedule_inside_it(device_
                            "--time-budget", "15")
     run = report(tmp / "fitted-out")
     planned = run["train_config"]["epochs"]
-    assert run["epochs_asked"] == 1000 and 2 <= planned < 1000
+    # As many epochs as fit: one where a busy machine (two test processes on two cores) slows the first epoch.
+    assert run["epochs_asked"] == 1000 and 1 <= planned < 1000
     assert run["epochs_done"] == planned and f"Finished all {planned} epochs" in output
     assert "Stopping after" not in output  # the plan ended it, not the budget's emergency stop
 
