@@ -293,8 +293,9 @@ def _zoo_report(args: argparse.Namespace) -> int:
 
         paired = paired_table(entries, load_eval_split(args.data).labels, record)
     path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection, paired)
-    tables = [markdown_table(entries), *([paired] if paired else []), *([selection_table(selection)] if selection else []),
-              calibration_table(entries, ensemble), cost_table(entries)]
+    tables = [markdown_table(entries), *([paired] if paired else []),
+              *([selection_table(selection)] if selection else []), calibration_table(entries, ensemble),
+              cost_table(entries)]
     print("\n\n".join(tables))
     logging.getLogger("fer").info("Wrote %s", path)
     if args.readme:

@@ -15,7 +15,7 @@ from fer.ensemble import ENSEMBLE
 from fer.errors import ZooError
 from fer.evaluation import draw_confusion_matrix, plot_reliability
 from fer.labels import EMOTIONS
-from fer.metrics import CONFIDENCE, EvaluationResult, PairedComparison, compute_metrics
+from fer.metrics import CONFIDENCE, PairedComparison, compute_metrics
 from fer.zoo import DEFAULT_HARDWARE, ZooEntry, decode_predictions, earlier_cycles, training_cost
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,14 @@ COST_MILESTONES = (0.60, 0.65)
 
 def markdown_table(entries: list[ZooEntry]) -> str:
     """Accuracy, macro F1, per-class recall, size and speed of each entry, best accuracy first."""
-    head = ["model", "accuracy", f"{CONFIDENCE:.0%} interval", "macro F1", *[f"recall {e}" for e in EMOTIONS], "parameters", "MB",
-            "ms / face (CPU)", "TTA", "epochs", "training (h)"]
+    head = ["model", "accuracy", f"{CONFIDENCE:.0%} interval", "macro F1", *[f"recall {e}" for e in EMOTIONS],
+            "parameters", "MB", "ms / face (CPU)", "TTA", "epochs", "training (h)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for entry in sorted(entries, key=lambda e: e.metrics["test"]["accuracy"], reverse=True):
         m, t = entry.metrics, entry.metrics["test"]
         latency = m.get("latency_ms")
         epochs, seconds = training_cost(m)  # both cycles of a warm restart
-        lo, hi = EvaluationResult.from_dict(t).accuracy_interval()
+        lo, hi = entry.test.accuracy_interval()
         cells = [f"`{entry.name}`", f"**{t['accuracy']:.4f}**", f"{lo:.4f}-{hi:.4f}", f"{t['macro_f1']:.4f}",
                  *[f"{t['per_class'][e]['recall']:.3f}" for e in EMOTIONS], f"{m['parameters']:,}",
                  f"{m['size_bytes'] / 1e6:.1f}", f"{latency:.1f}" if latency is not None else "-",

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
-ENSEMBLE_ONLY_FIELDS = ("members", "selection", "test_predictions")  # the manifest's ensemble record: these, then its Calibration
+# The manifest's ensemble record: these fields, then its Calibration.
+ENSEMBLE_ONLY_FIELDS = ("members", "selection", "test_predictions")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -196,12 +196,14 @@ def test_the_report_compares_every_two_models_on_the_same_faces(tmp_path):
             metrics["test_predictions"] = "".join(map(str, predictions))
         (zoo / name).mkdir(parents=True)
         (zoo / name / "metrics.json").write_text(json.dumps(metrics))
-    entries = [ZooEntry(n, zoo / n, json.loads((zoo / n / "metrics.json").read_text())) for n in ("bad", "good", "unrecorded")]
+    entries = [ZooEntry(n, zoo / n, json.loads((zoo / n / "metrics.json").read_text()))
+               for n in ("bad", "good", "unrecorded")]
     table = paired_table(entries, labels).splitlines()
     assert len(table) == 3, "one pair: the entry without recorded predictions is left out"
     only_good = int(((good == labels) & (bad != labels)).sum())
     only_bad = int(((good != labels) & (bad == labels)).sum())
-    assert table[2].startswith(f"| `good` | `bad` | {(only_good - only_bad) / len(labels):+.4f} | {only_good} | {only_bad} |")
+    difference = (only_good - only_bad) / len(labels)
+    assert table[2].startswith(f"| `good` | `bad` | {difference:+.4f} | {only_good} | {only_bad} |")
     assert float(table[2].split("|")[-2]) < 1e-3, "0.9 against 0.3 right on 98 faces is told apart"
     # Predictions made on other faces of the same number (PublicTest and PrivateTest both hold 3,589) are left out.
     assert len(paired_table(entries, np.roll(labels, 1)).splitlines()) == 2
