@@ -31,7 +31,7 @@ import numpy as np
 from fer.augment import class_weights, oversample_indices
 from fer.device_files import DeviceConfig, DeviceRunError, Pack, RunReport, read_pack, write_shards
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
-from fer.training import TrainConfig, describe_hardware, learning_rate_schedule
+from fer.training import SCHEDULES, TrainConfig, describe_hardware, learning_rate_schedule
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +234,8 @@ def check_supported(config: TrainConfig, device_config: DeviceConfig) -> None:
     for name, why in UNSUPPORTED.items():
         if getattr(config, name) != getattr(defaults, name):
             raise DeviceRunError(f"--{name.replace('_', '-')} is not available on the device ({why}): leave it out.")
-    if config.schedule not in ("cosine", "constant"):
-        raise DeviceRunError(f"Unknown schedule {config.schedule!r}: use cosine or constant.")
+    if config.schedule not in SCHEDULES:
+        raise DeviceRunError(f"Unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     from fer.models import architecture
 
     architecture(config.architecture)  # refuses unknown names

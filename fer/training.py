@@ -43,7 +43,9 @@ def _tta_choices() -> tuple[str, ...]:
     return ("auto", *TTA_MODES)
 
 
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "onecycle", "constant")
+ONECYCLE_WARMUP = 0.3  # one-cycle: share of the steps spent rising to the peak
+ONECYCLE_START = 1 / 25  # one-cycle: start at this fraction of the peak (Smith & Topin 2019)
 STRATEGIES = ("default", "mirrored")
 
 
@@ -63,8 +65,9 @@ class TrainConfig:
     epochs: int = option(40, "passes over the training set")
     batch_size: int = option(64, "faces per training step")
     learning_rate: float = option(1e-3, "peak learning rate (AdamW)", flag="--lr")
-    schedule: str = option("cosine", "learning-rate schedule: cosine (after a linear warm-up) or constant",
-                           choices=SCHEDULES)
+    schedule: str = option("cosine", "learning-rate schedule: cosine (after --warmup-epochs of linear warm-up), "
+                                     "onecycle (rising from peak/25 over the first 3 tenths of the steps, then a cosine to "
+                                     "near 0; ignores --warmup-epochs) or constant", choices=SCHEDULES)
     warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up")
     weight_decay: float = option(0.05, "AdamW's decoupled weight decay")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy loss")
@@ -239,18 +242,25 @@ def distillation_targets(config: TrainConfig, train: Split) -> np.ndarray:
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
-    """The learning rate of ``config``: a constant, or a linear warm-up then a cosine decay (per step)."""
+    """The learning rate of ``config``: a constant, or a linear warm-up then a cosine decay (per step).
+
+    cosine: ``warmup_epochs`` rising from 1% of the peak, then down to 1% of it. onecycle: the first
+    30% of all steps rising from 1/25 of the peak, then down to 1/25,000 of it (fastai's one-cycle shape).
+    """
     import keras
 
     if config.schedule == "constant":
         return config.learning_rate
-    if config.schedule != "cosine":
+    if config.schedule not in SCHEDULES:
         raise ConfigError(f"Unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}.")
-    warmup = int(config.warmup_epochs * steps_per_epoch)
     total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        warmup, start, alpha = int(ONECYCLE_WARMUP * total), ONECYCLE_START, ONECYCLE_START * 1e-3
+    else:
+        warmup, start, alpha = int(config.warmup_epochs * steps_per_epoch), 0.01, 0.01  # alpha: the end, of the peak
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
-        decay_steps=max(1, total - warmup), alpha=0.01,
+        initial_learning_rate=config.learning_rate * start if warmup else config.learning_rate,
+        decay_steps=max(1, total - warmup), alpha=alpha,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
 
 

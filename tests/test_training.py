@@ -32,6 +32,29 @@ def test_custom_cnn_learns_a_synthetic_task(tmp_path):
     assert accuracy > 0.6, f"chance is 0.14, got {accuracy:.2f}"
 
 
+@pytest.mark.parametrize("schedule, warmup_epochs, start, peak_step, end", [
+    ("cosine", 1.0, 0.01, 10, 0.01),        # one epoch (10 steps) of warm-up from 1% of the peak, down to 1%
+    ("cosine", 0.0, 1.0, 0, 0.01),          # no warm-up: starts at the peak
+    ("onecycle", 1.0, 1 / 25, 30, 4e-5),    # 3 tenths of all steps up from peak/25, then down to peak/25,000
+])
+def test_learning_rate_schedules_rise_to_the_peak_then_fall(schedule, warmup_epochs, start, peak_step, end):
+    from fer.training import learning_rate_schedule
+
+    steps_per_epoch, peak = 10, 2e-3
+    rate = learning_rate_schedule(TrainConfig(epochs=10, learning_rate=peak, schedule=schedule,
+                                              warmup_epochs=warmup_epochs), steps_per_epoch)
+    rates = np.array([float(rate(step)) for step in range(101)])
+    assert rates[0] == pytest.approx(start * peak, rel=1e-4)
+    assert rates.argmax() == peak_step and rates.max() == pytest.approx(peak, rel=1e-4)
+    assert np.all(np.diff(rates[:peak_step + 1]) > 0) and np.all(np.diff(rates[peak_step:]) < 0)
+    assert rates[-1] == pytest.approx(end * peak, rel=1e-3)
+
+
+def test_an_unknown_schedule_is_refused_before_training():
+    with pytest.raises(ConfigError, match="onecycle"):
+        TrainConfig(schedule="triangle").validate()
+
+
 def test_pipeline_batches_one_hot_floats():
     x, y = synthetic_faces(2)
     xb, yb = next(iter(make_dataset(x, y, 5)))
