@@ -278,8 +278,8 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer.ensemble import has_ensemble
-    from fer.report import (calibration_table, cost_table, markdown_table, paired_table, selection_table,
-                            update_tables, write_report)
+    from fer.report import (calibration_table, cost_table, markdown_table, overlap_table, paired_table,
+                            selection_table, update_tables, write_report)
     from fer.zoo import default_zoo_dir, ensemble_record, list_entries
 
     entries = list_entries()
@@ -287,13 +287,18 @@ def _zoo_report(args: argparse.Namespace) -> int:
         raise ZooError("The zoo is empty: train a model with train.py.")
     record = (ensemble_record() if has_ensemble(entries) else None) or {}
     ensemble, selection = record.get("calibration"), record.get("selection")
-    paired = None
+    paired = overlap = None
     if args.data:
-        from fer.data import load_eval_split
+        from fer.data import load_eval_split, load_training_faces, seen_in
 
-        paired = paired_table(entries, load_eval_split(args.data).labels, record)
-    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection, paired)
-    tables = [markdown_table(entries), *([paired] if paired else []),
+        test = load_eval_split(args.data)
+        paired = paired_table(entries, test.labels, record)
+        training = load_training_faces(args.data)
+        if training is not None:
+            overlap = overlap_table(entries, test.labels, seen_in(training, test.images), record)
+    path = write_report(entries, Path(args.out) if args.out else default_zoo_dir(), ensemble, selection, paired,
+                        overlap)
+    tables = [markdown_table(entries), *([paired] if paired else []), *([overlap] if overlap else []),
               *([selection_table(selection)] if selection else []), calibration_table(entries, ensemble),
               cost_table(entries)]
     print("\n\n".join(tables))
@@ -407,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "calibration and reliability diagrams")
     zr.add_argument("--out", default=None, help="folder for the report (default: the zoo folder)")
     zr.add_argument("--data", default=None,
-                    help="the data the models were tested on: adds a paired comparison of every two models (McNemar)")
+                    help="the data the models were tested on: adds a paired comparison of every two models (McNemar) "
+                         "and, where the data has a training split, their accuracy on the test faces also in it "
+                         "and on the others")
     zr.add_argument("--readme", default=None, metavar="PATH",
                     help="also replace the tables of this markdown file (e.g. README.md) by the ones printed")
     zr.set_defaults(func=_zoo_report)

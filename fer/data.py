@@ -132,6 +132,24 @@ def load_eval_split(path: str | os.PathLike) -> Split:
     return split
 
 
+def load_training_faces(path: str | os.PathLike) -> np.ndarray | None:
+    """Every face of the source's official training split, its validation slice included (CSV: Training; Kaggle
+    folders: train/), or None for a single emotion tree, whose splits are cut from the same faces."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind == "csv":
+        return _read_csv(path if path.is_file() else path / "fer2013.csv")["train"].images
+    if kind == "folders":
+        return read_tree(path / "train", "train")[0].images
+    return None
+
+
+def seen_in(known: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Which of ``faces`` are pixel for pixel one of the ``known`` faces (FER-2013 repeats faces across its splits)."""
+    known_bytes = {face.tobytes() for face in known}
+    return np.fromiter((face.tobytes() in known_bytes for face in faces), dtype=bool, count=len(faces))
+
+
 def _require_nonempty(split: Split, path: Path) -> None:
     if len(split) == 0:
         raise DatasetError(f"The {split.name} split of {path} is empty: check that it holds faces "

@@ -55,22 +55,29 @@ def _recorded_on(labels: np.ndarray, predictions: np.ndarray | None, recorded: d
     return abs(float((predictions == labels).mean()) - recorded["accuracy"]) < 0.5 / len(labels)
 
 
-def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: dict | None = None) -> str:
-    """Every pair of models whose recorded test predictions were made on the faces of ``labels`` (a test split's
-    true classes, in split order): the faces only one of the two gets right and the exact McNemar p-value, best
-    accuracy first. ``ensemble``: the manifest's ensemble record (fer.zoo.ensemble_record), whose predictions
-    calibrate ensemble recorded. A model without recorded predictions, or with predictions on other faces, is
-    left out with a warning."""
+def recorded_test_predictions(entries: list[ZooEntry], labels: np.ndarray, ensemble: dict | None = None,
+                              warn: bool = True) -> list[tuple[str, np.ndarray]]:
+    """(name, predicted classes) of every model whose recorded test predictions were made on the faces of
+    ``labels`` (a test split's true classes, in split order), best accuracy first. ``ensemble``: the manifest's
+    ensemble record (fer.zoo.ensemble_record), whose predictions calibrate ensemble recorded. A model without
+    recorded predictions, or with predictions on other faces, is left out (with a warning if ``warn``)."""
     models = [(e.name, e.test_predictions, e.metrics["test"]) for e in entries]
     if ensemble and ensemble.get("test_predictions"):
         test = ensemble["calibration"].test
         models.append((ENSEMBLE, decode_predictions(ensemble["test_predictions"]),
                        {"accuracy": test.calibrated.accuracy} if test else None))
     kept = [(name, predicted) for name, predicted, recorded in models if _recorded_on(labels, predicted, recorded)]
-    if left_out := [name for name, *_ in models if name not in dict(kept)]:
+    if warn and (left_out := [name for name, *_ in models if name not in dict(kept)]):
         log.warning("Left out of the paired comparison (no test predictions recorded on these faces): %s",
                     ", ".join(left_out))
-    ranked = sorted(kept, key=lambda m: -(m[1] == labels).mean())
+    return sorted(kept, key=lambda m: -(m[1] == labels).mean())
+
+
+def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: dict | None = None) -> str:
+    """Every pair of models whose recorded test predictions were made on the faces of ``labels``
+    (recorded_test_predictions): the faces only one of the two gets right and the exact McNemar p-value, best
+    accuracy first."""
+    ranked = recorded_test_predictions(entries, labels, ensemble)
     lines = ["| model | against | accuracy difference | faces only the model gets right | faces only the other gets "
              "right | p (exact McNemar) |", "|" + "---|" * 6]
     for i, (first, first_predicted) in enumerate(ranked):
@@ -79,6 +86,19 @@ def paired_table(entries: list[ZooEntry], labels: np.ndarray, ensemble: dict | N
             difference = (c.only_first - c.only_second) / len(labels)
             lines.append(f"| `{first}` | `{second}` | {difference:+.4f} | {c.only_first} | {c.only_second} | "
                          f"{c.p_value:.2g} |")
+    return "\n".join(lines)
+
+
+def overlap_table(entries: list[ZooEntry], labels: np.ndarray, seen: np.ndarray, ensemble: dict | None = None) -> str:
+    """Each model's test accuracy on the faces that are pixel for pixel also training faces (``seen``, a mask over
+    the test split: fer.data.seen_in) and on the others, from the recorded test predictions; best first."""
+    lines = ["| model | test faces | accuracy | faces also in the training split | accuracy on them | other faces | "
+             "accuracy on the others |", "|" + "---|" * 7]
+    for name, predicted in recorded_test_predictions(entries, labels, ensemble, warn=False):
+        right = predicted == labels
+        on = [f"{right[part].mean():.4f}" if part.any() else "-" for part in (seen, ~seen)]
+        lines.append(f"| `{name}` | {len(labels)} | {right.mean():.4f} | {int(seen.sum())} | {on[0]} | "
+                     f"{int((~seen).sum())} | {on[1]} |")
     return "\n".join(lines)
 
 
@@ -250,6 +270,12 @@ PAIRED_NOTE = (
     "are equally accurate (a small p: the split tells them apart). Needs the test labels: "
     "`python -m fer zoo report --data PATH`.")
 
+OVERLAP_NOTE = (
+    "FER-2013 repeats some faces across its splits. Each model's accuracy on the test faces that are pixel for pixel "
+    "also faces of the training split (the validation slice included: the models trained on most of them) and on "
+    "the rest, from the predictions each entry recorded at export: the second is the accuracy on faces no model "
+    "has seen. Needs the training faces: `python -m fer zoo report --data PATH`.")
+
 
 ENSEMBLE_NOTE = (
     "The ensemble averages its members' calibrated probabilities and scales the mean by a temperature of its own "
@@ -304,10 +330,11 @@ def update_tables(text: str, tables: list[str]) -> str:
 
 
 def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration | None = None,
-                 selection: list[dict] | None = None, paired: str | None = None) -> Path:
+                 selection: list[dict] | None = None, paired: str | None = None, overlap: str | None = None) -> Path:
     """Write REPORT.md with the tables and the figures into ``out_dir``; returns its path. ``ensemble``: the
     ensemble's calibration, if it has one; ``selection``: how its members were chosen (see selection_table);
-    ``paired``: the paired comparison of the models (paired_table), when the test labels were at hand."""
+    ``paired``: the paired comparison of the models (paired_table), when the test labels were at hand; ``overlap``:
+    their accuracy on test faces also in the training split and on the others (overlap_table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_f1_heatmap(entries, out_dir / "f1_per_class.png")
     plot_confusion_matrices(entries, out_dir / "confusion_matrices.png")
@@ -319,6 +346,7 @@ def write_report(entries: list[ZooEntry], out_dir: Path, ensemble: Calibration |
             + markdown_table(entries) + "\n\n![F1 per class](f1_per_class.png)\n\n"
             "![confusion matrices](confusion_matrices.png)\n\n"
             + (f"## Paired comparison\n\n{PAIRED_NOTE}\n\n{paired}\n\n" if paired else "")
+            + (f"## Test faces also in the training split\n\n{OVERLAP_NOTE}\n\n{overlap}\n\n" if overlap else "")
             + (f"## Ensemble\n\n{ENSEMBLE_NOTE}\n\n{selection_table(selection)}\n\n" if selection else "")
             + "## Calibration\n\n" + CALIBRATION_NOTE + "\n\n"
             + calibration_table(entries, ensemble) + "\n"

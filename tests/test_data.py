@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import FER2013, needs_fer2013, synthetic_faces, write_csv, write_tree
-from fer.data import load_dataset, load_eval_split
+from fer.data import load_dataset, load_eval_split, load_training_faces, seen_in
 from fer.errors import DatasetError
 from fer.labels import EMOTIONS
 
@@ -74,6 +74,24 @@ def test_kaggle_layout_validation_slice_is_stratified_and_seeded(synthetic_folde
     np.testing.assert_array_equal(a.val.images, b.val.images)
     assert not np.array_equal(a.val.images, c.val.images)
     assert len(a.test) == 70
+
+
+def test_test_faces_that_are_also_training_faces_are_found_pixel_for_pixel(tmp_path):
+    x, y = synthetic_faces(3)
+    nudged = x[1].copy()
+    nudged[0, 0] ^= 1  # one pixel's lowest bit: another face
+    test_faces = np.stack([x[0], nudged, x[20], synthetic_faces(1, seed=9)[0][0]])
+    write_tree(tmp_path / "folders" / "train", x, y)
+    write_tree(tmp_path / "folders" / "test", test_faces, np.array([0, 0, 6, 0]))
+    test = load_eval_split(tmp_path / "folders")  # in class-folder order: angry 0, 1, 3, then neutral 2
+    training = load_training_faces(tmp_path / "folders")
+    assert len(training) == 21, "the whole training split, validation slice included"
+    assert seen_in(training, test.images).tolist() == [True, False, False, True]
+    csv = write_csv(tmp_path / "fer2013.csv", [(int(label), img, usage) for img, label in zip(x, y)
+                                               for usage in ("Training", "PublicTest", "PrivateTest")][:-3])
+    np.testing.assert_array_equal(load_training_faces(csv), x[:-1])
+    write_tree(tmp_path / "tree", x, y)
+    assert load_training_faces(tmp_path / "tree") is None, "a single tree has no training split of its own"
 
 
 def test_images_of_other_sizes_are_resized(tmp_path):

@@ -209,6 +209,21 @@ def test_the_report_compares_every_two_models_on_the_same_faces(tmp_path):
     assert len(paired_table(entries, np.roll(labels, 1)).splitlines()) == 2
 
 
+def test_the_report_scores_test_faces_also_in_training_apart(tmp_path):
+    from fer.report import overlap_table
+    from fer.zoo import ZooEntry
+
+    labels = np.arange(14) % 7
+    seen = np.arange(14) < 4
+    predicted = np.where(seen | (np.arange(14) % 2 == 0), labels, (labels + 1) % 7)  # all 4 seen right, 5 of 10
+    (tmp_path / "model").mkdir()
+    metrics = {"test": compute_metrics(labels, predicted).to_dict(), "test_predictions": "".join(map(str, predicted))}
+    table = overlap_table([ZooEntry("model", tmp_path / "model", metrics)], labels, seen).splitlines()
+    assert table[2] == "| `model` | 14 | 0.6429 | 4 | 1.0000 | 10 | 0.5000 |"
+    assert len(overlap_table([ZooEntry("model", tmp_path / "model", metrics)], np.roll(labels, 1), seen)
+               .splitlines()) == 2, "predictions recorded on other faces are left out"
+
+
 def test_recorded_predictions_are_digits_of_emotions():
     from fer.zoo import decode_predictions
 
@@ -290,10 +305,12 @@ def test_readme_results_table_is_the_zoo_report():
     record = ensemble_record(REPO / "model_zoo") or {}
     assert calibration_table(entries, record.get("calibration")) in readme
     if FER2013.is_dir():
-        from fer.data import load_eval_split
-        from fer.report import paired_table
+        from fer.data import load_eval_split, load_training_faces, seen_in
+        from fer.report import overlap_table, paired_table
 
-        assert paired_table(entries, load_eval_split(FER2013).labels, record) in readme
+        test = load_eval_split(FER2013)
+        assert paired_table(entries, test.labels, record) in readme
+        assert overlap_table(entries, test.labels, seen_in(load_training_faces(FER2013), test.images), record) in readme
     if record.get("selection"):
         assert selection_table(record["selection"]) in readme
 
