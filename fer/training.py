@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
 import logging
 import shutil
@@ -357,8 +358,9 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
     return strategy.scope()
 
 
-def load_initial_weights(model, source: str) -> None:
-    """Start ``model`` from the weights of a trained network of the same architecture (a warm restart).
+def load_initial_weights(model, source: str) -> str:
+    """Start ``model`` from the weights of a trained network of the same architecture (a warm restart); returns
+    their fingerprint (a sha256 of the arrays).
 
     ``source`` is a .keras file, a zoo entry folder or a zoo name; a zoo entry holds the bare network.
     """
@@ -368,11 +370,31 @@ def load_initial_weights(model, source: str) -> None:
     if trained.name != model.name:
         raise TrainingError(f"--init-from {source}: holds a {trained.name} network, not {model.name}: "
                             f"start from a {model.name} model.")
+    weights = trained.get_weights()
     try:
-        model.set_weights(trained.get_weights())
+        model.set_weights(weights)
     except ValueError as e:
         raise TrainingError(f"--init-from {source}: its weights do not fit {model.name} ({e}).") from None
     log.info("Initial weights from %s", source)
+    fingerprint = hashlib.sha256()
+    for array in weights:
+        fingerprint.update(np.ascontiguousarray(array).tobytes())
+    return fingerprint.hexdigest()
+
+
+def stream_seed(seed: int, start: str | None, epochs_done: int) -> int:
+    """The seed of a run's shuffling, oversampling and augmentation from its ``epochs_done``-th epoch on.
+
+    ``seed`` itself for a run from scratch at its first epoch. Otherwise mixed with ``start`` (the fingerprint
+    of the weights a warm restart starts from, see load_initial_weights) and the epochs done: with the seed
+    alone, every warm restart replays the cycle before it batch for batch, augmentation included, and a
+    resumed run replays its first epoch, so a network meets the same augmented faces again (and its training
+    accuracy counts what it remembers). ``--seed`` cannot vary instead: it also cuts the validation slice.
+    """
+    if start is None and epochs_done == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{start}/{epochs_done}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1  # a non-negative int32, as TensorFlow's seeds must be
 
 
 def _epoch_timer_class():
@@ -452,17 +474,19 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     (run_dir / HARDWARE_FILE).write_text(describe_hardware() + "\n")
     weights = class_weights(dataset.train.labels, config.class_weight)
     log.info("Class weights (%s): %s", config.class_weight, format_class_weights(weights))
+    with scope:  # variables (weights, optimizer slots) live on every replica
+        model = build_model(config.architecture, weights=config.weights)
+        start = load_initial_weights(model, config.init_from) if config.init_from else None
+    stream = stream_seed(config.seed, start, epochs_done(run_dir / "history.csv") if resume else 0)
+    keras.utils.set_random_seed(stream)  # the augmenter's layers draw their seeds from it
     augmenter = build_augmenter(config.augment)
     targets = distillation_targets(config, dataset.train) if config.teacher else None
     train_ds = make_dataset(dataset.train.images, dataset.train.labels, config.batch_size, targets=targets,
-                            augmenter=augmenter, shuffle=True, seed=config.seed, oversample=config.oversample)
+                            augmenter=augmenter, shuffle=True, seed=stream, oversample=config.oversample)
     val_ds = make_dataset(dataset.val.images, dataset.val.labels, 256)
     steps_per_epoch = len(train_ds)
 
-    with scope:  # variables (weights, optimizer slots) live on every replica
-        model = build_model(config.architecture, weights=config.weights)
-        if config.init_from:
-            load_initial_weights(model, config.init_from)
+    with scope:
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps_per_epoch),
                                              weight_decay=config.weight_decay),

@@ -170,6 +170,50 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     assert epochs == [0, 1, 2], "resume must start after the last finished epoch"
 
 
+def test_resumes_and_warm_restarts_draw_batches_of_their_own(tmp_path, monkeypatch):
+    """With one seed for every stream, a resumed run replayed its first epoch and a warm restart the cycle
+    before it, face for face: the network met augmented faces it had memorised."""
+    import fer.training as training
+
+    seeds = []
+    real = training.make_dataset
+
+    def recording(*args, **kwargs):
+        if kwargs.get("shuffle"):
+            seeds.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "make_dataset", recording)
+    data = _dataset(10, 4)
+    config = TrainConfig(output=str(tmp_path), epochs=1, batch_size=32, warmup_epochs=0, seed=5)
+    fit(config, data)
+    config.epochs = 2
+    fit(config, data, resume=True)
+    for name in ("warm", "warm_again"):  # two cycles from the same weights: the same stream, as a seed should
+        fit(TrainConfig(output=str(tmp_path), name=name, epochs=1, batch_size=32, warmup_epochs=0, seed=5,
+                        init_from=str(tmp_path / "custom_cnn" / "best.keras")), data)
+    assert seeds[0] == 5, "a run from scratch keeps its seed"
+    assert len(set(seeds[:3])) == 3 and seeds[3] == seeds[2]
+
+
+def test_the_stream_seed_changes_the_batches():
+    import keras
+
+    from fer.augment import AugmentConfig, build_augmenter
+    from fer.training import stream_seed
+
+    x, y = synthetic_faces(16, seed=0)
+
+    def first_batch(seed):
+        keras.utils.set_random_seed(seed)
+        batches = make_dataset(x, y, 8, augmenter=build_augmenter(AugmentConfig()), shuffle=True, seed=seed)
+        return np.asarray(next(iter(batches))[0])
+
+    assert not np.allclose(first_batch(stream_seed(0, None, 0)), first_batch(stream_seed(0, None, 3)))
+    assert stream_seed(0, "a" * 64, 0) != stream_seed(0, "b" * 64, 0) != stream_seed(0, None, 0) == 0
+    assert 0 <= stream_seed(7, "c" * 64, 9) < 2 ** 31
+
+
 def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     import os
     import signal
