@@ -2,9 +2,9 @@
 
 Deep networks trained with cross-entropy are often over-confident (or, with label smoothing and
 test-time augmentation, under-confident): a 0.8 need not mean right 80% of the time. Temperature scaling
-(Guo et al., 2017) fixes that with one number per model, fitted on the validation slice: the models
-return probabilities (test-time augmentation averages them), so their logs serve as logits and a
-calibrated score is ``softmax(log p / T)``. It never changes which emotion is on top, so accuracy is
+(Guo et al., 2017) fixes that with one number per model, fitted on the validation slice (the one at which
+its scores there have the lowest ECE; see ``fit_temperature``): the models return probabilities (test-time
+augmentation averages them), so their logs serve as logits and a calibrated score is ``softmax(log p / T)``. It never changes which emotion is on top, so accuracy is
 unchanged. Fitting on the raw scores makes re-fitting idempotent.
 
 How well probabilities match outcomes, on N faces with true labels:
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,7 +38,10 @@ EPSILON = 1e-12
 """Probabilities are floored here before their log is taken (a float32 softmax can underflow to 0)."""
 
 TEMPERATURE_RANGE = (0.05, 20.0)
-"""Where the temperature is searched (a log-scale golden-section search on the validation NLL)."""
+"""Where the temperature is searched (for the lowest validation ECE)."""
+
+TEMPERATURE_STEP = 0.01
+"""The grid the temperature is searched on."""
 
 TARGET_ACCURACY = 0.80
 """The uncertain threshold is the lowest at which the faces it accepts are at least this accurate."""
@@ -130,30 +132,23 @@ class ScoreQuality:
         return cls(**{**d, "bins": Bins(**d["bins"])})
 
 
-def fit_temperature(probs, labels, bounds: tuple[float, float] = TEMPERATURE_RANGE) -> float:
-    """The temperature (rounded to 4 decimals) that minimises the NLL of ``apply_temperature(probs, T)``.
+def fit_temperature(probs, labels, bounds: tuple[float, float] = TEMPERATURE_RANGE,
+                    step: float = TEMPERATURE_STEP) -> float:
+    """The temperature, on a grid of ``step`` within ``bounds``, at which ``apply_temperature(probs, T)`` has the
+    lowest ECE (among equals, the lowest NLL).
 
-    A golden-section search on log T: the NLL is convex in 1/T, hence unimodal in log T.
+    ECE is what the calibration is judged by. Guo et al. minimise the NLL instead, which agrees when one
+    temperature can straighten the whole reliability curve; with label smoothing and test-time augmentation
+    it cannot (scores capped below 0.95 at the top, over-confident in the middle), and the NLL's optimum can
+    then raise the ECE it is meant to lower (vgg16_bn's validation ECE: 0.028 raw, 0.032 at its NLL optimum).
     """
     p, labels = _as_probabilities(probs), np.asarray(labels)
-
-    def nll(log_t: float) -> float:
-        return negative_log_likelihood(apply_temperature(p, math.exp(log_t)), labels)
-
-    lo, hi = math.log(bounds[0]), math.log(bounds[1])
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = nll(a), nll(b)
-    while hi - lo > 1e-6:
-        if fa <= fb:
-            hi, b, fb = b, a, fa
-            a = hi - ratio * (hi - lo)
-            fa = nll(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + ratio * (hi - lo)
-            fb = nll(b)
-    return round(math.exp((lo + hi) / 2), 4)
+    grid = np.round(np.arange(bounds[0], bounds[1] + step / 2, step), 6)
+    ece = np.array([expected_calibration_error(apply_temperature(p, t), labels) for t in grid])
+    tied = grid[ece <= ece.min() + 1e-12]
+    if len(tied) == 1:
+        return float(tied[0])
+    return float(min(tied, key=lambda t: negative_log_likelihood(apply_temperature(p, t), labels)))
 
 
 @dataclass

@@ -266,7 +266,7 @@ def choose_members(val_scores: dict[str, np.ndarray], labels) -> tuple[list[str]
 
 def calibrate_ensemble(zoo_dir: Path, dataset: Dataset) -> Calibration:
     """Choose the ensemble's members on the validation slice (see choose_members; the test split plays no part),
-    fit its own temperature on the mean of its calibrated members' validation scores (minimum NLL) and its
+    fit its own temperature on the mean of its calibrated members' validation scores (lowest ECE) and its
     uncertain threshold on the result, measure both on test and record them in the manifest, sealed to its
     members' fingerprints. Every entry must be calibrated and share the validation slice ``dataset`` holds."""
     zoo_dir = Path(zoo_dir)

@@ -84,6 +84,21 @@ def test_logits_scaled_by_five_get_a_temperature_near_five_and_a_lower_ece():
     assert calib.fit_temperature(_softmax(logits / 3), labels) == pytest.approx(1 / 3, rel=0.1)
 
 
+def test_the_temperature_is_the_one_with_the_lowest_validation_ece():
+    # Label smoothing's shape: every score pulled a tenth of the way to uniform, so the top is capped at 0.91
+    # while the middle is over-confident; no temperature straightens that curve everywhere.
+    logits, labels = _perfectly_calibrated(seed=1)
+    smoothed = 0.9 * _softmax(1.5 * logits) + 0.1 / NUM_CLASSES
+    t = calib.fit_temperature(smoothed, labels)
+
+    def ece(temperature):
+        return calib.expected_calibration_error(apply_temperature(smoothed, temperature), labels)
+
+    assert ece(t) <= min(ece(other) for other in np.arange(0.2, 3.0, 0.05))
+    assert ece(t) < ece(1.0), "a fitted temperature never raises the ECE of the scores it was fitted on"
+    assert round(t / calib.TEMPERATURE_STEP) * calib.TEMPERATURE_STEP == pytest.approx(t)
+
+
 def test_the_keras_layer_is_the_numpy_transform():
     import keras
 
