@@ -325,7 +325,8 @@ HARDWARE_FILE = "hardware.txt"  # in a run folder: what it trained on, for the m
 
 
 def distribution_strategy(name: str, logical_cpus: int = 0):
-    """The distribution strategy models are built under (a context manager).
+    """The distribution strategy models are built under, as a function that returns a new context manager of it
+    at each call (a strategy's scope can be entered once per context manager).
 
     ``mirrored``: synchronous data parallelism, one replica per GPU (or per logical CPU device when
     there is no GPU): ``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel``
@@ -341,7 +342,7 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
         if name == "mirrored":
             keras.distribution.set_distribution(keras.distribution.DataParallel())
             log.info("Data parallel (JAX) over %d devices", len(keras.distribution.list_devices()))
-        return contextlib.nullcontext()
+        return contextlib.nullcontext
     import tensorflow as tf
 
     if logical_cpus > 1:
@@ -351,11 +352,11 @@ def distribution_strategy(name: str, logical_cpus: int = 0):
         except RuntimeError:
             raise ConfigError("--logical-cpus must be set before TensorFlow starts: use it from train.py.") from None
     if name == "default":
-        return contextlib.nullcontext()
+        return contextlib.nullcontext
     devices = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     log.info("MirroredStrategy: %d replicas in sync (%s)", strategy.num_replicas_in_sync, ", ".join(devices))
-    return strategy.scope()
+    return strategy.scope
 
 
 def load_initial_weights(model, source: str) -> str:
@@ -474,7 +475,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     (run_dir / HARDWARE_FILE).write_text(describe_hardware() + "\n")
     weights = class_weights(dataset.train.labels, config.class_weight)
     log.info("Class weights (%s): %s", config.class_weight, format_class_weights(weights))
-    with scope:  # variables (weights, optimizer slots) live on every replica
+    with scope():  # variables (weights, optimizer slots) live on every replica
         model = build_model(config.architecture, weights=config.weights)
         start = load_initial_weights(model, config.init_from) if config.init_from else None
     stream = stream_seed(config.seed, start, epochs_done(run_dir / "history.csv") if resume else 0)
@@ -486,7 +487,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     val_ds = make_dataset(dataset.val.images, dataset.val.labels, 256)
     steps_per_epoch = len(train_ds)
 
-    with scope:
+    with scope():
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps_per_epoch),
                                              weight_decay=config.weight_decay),
