@@ -4,8 +4,9 @@ Deep networks trained with cross-entropy are often over-confident (or, with labe
 test-time augmentation, under-confident): a 0.8 need not mean right 80% of the time. Temperature scaling
 (Guo et al., 2017) fixes that with one number per model, fitted on the validation slice (the one at which
 its scores there have the lowest ECE; see ``fit_temperature``): the models return probabilities (test-time
-augmentation averages them), so their logs serve as logits and a calibrated score is ``softmax(log p / T)``. It never changes which emotion is on top, so accuracy is
-unchanged. Fitting on the raw scores makes re-fitting idempotent.
+augmentation averages them), so their logs serve as logits and a calibrated score is ``softmax(log p / T)``.
+It never changes which emotion is on top, so accuracy is unchanged. Fitting on the raw scores makes
+re-fitting idempotent.
 
 How well probabilities match outcomes, on N faces with true labels:
 
