@@ -43,6 +43,7 @@ UNSUPPORTED = {  # TrainConfig options the device trainer leaves at their defaul
     "strategy": "the device trainer uses one accelerator",
     "logical_cpus": "the device trainer uses one accelerator",
     "teacher": "the pack carries no teacher scores (distil with train.py)",
+    "average_last": "weight averaging is trained here (train.py --average-last)",
 }
 
 

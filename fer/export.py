@@ -32,6 +32,7 @@ from fer.models import architecture, with_tta
 from fer.options import command_args, options
 from fer.training import (
     AFTER_TRAINING,
+    AVERAGE_RECORD,
     HARDWARE_FILE,
     LOCATIONS,
     TrainConfig,
@@ -160,6 +161,8 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
             metrics["test_predictions"] = prediction_record(test_predictions)
         if config.init_from:
             metrics["init"] = initial_run(config.init_from)
+        if (run_dir / AVERAGE_RECORD).exists():
+            metrics["weight_average"] = json.loads((run_dir / AVERAGE_RECORD).read_text())
         if device := device_run(run_dir):
             metrics["device_run"] = device
         if calibration is not None:
@@ -437,6 +440,17 @@ def selective_sentence(c: Calibration) -> str:
         f"{m.selective.accuracy:.1%} accuracy on {m.selective.coverage:.1%} of the {m.split} faces" for m in measured) + "."
 
 
+def average_note(metrics: dict) -> str:
+    """The card's sentence on --average-last: which weights shipped, and the validation scores that chose them."""
+    if not (average := metrics.get("weight_average")):
+        return ""
+    scores, epochs = average["validation_accuracy"], average["epochs"]
+    which = (f"the mean of the weights after epochs {epochs[0]}-{epochs[-1]}" if average["chosen"] == "average"
+             else "the best epoch, not the mean of the weights after epochs " f"{epochs[0]}-{epochs[-1]}")
+    return (f"\nThe weights are {which}: one view on validation, {scores['average']:.4f} for the mean against "
+            f"{scores['best_epoch']:.4f} for the best epoch.")
+
+
 def calibration_section(metrics: dict) -> str:
     """The model card's calibration section: temperature, raw vs calibrated quality, the uncertain threshold."""
     name = metrics["name"]
@@ -541,7 +555,7 @@ and returns probabilities for {", ".join(EMOTIONS)}. Each prediction is {tta}.
 
 Accuracy **{test.accuracy:.4f}**, macro F1 **{test.macro_f1:.4f}**. Checkpoint chosen on a seeded,
 stratified {c['val_fraction']:.0%} validation slice of the training set (validation accuracy
-{metrics['validation']['accuracy']:.4f}); the test split was used for this report only.
+{metrics['validation']['accuracy']:.4f}); the test split was used for this report only.{average_note(metrics)}
 
 | emotion | precision | recall | F1 | support |
 |---|---|---|---|---|

@@ -79,6 +79,9 @@ class TrainConfig:
                                        "scores on the training faces join the labels as soft targets", none="none")
     teacher_zoo: str = option("model_zoo", "model zoo the --teacher is read from")
     distill_weight: float = option(0.5, "with --teacher: the teacher's share of each target (the rest: the label)")
+    average_last: int = option(0, "also average the weights of the last N epochs (stochastic weight averaging); the "
+                                  "mean, batch-norm statistics recomputed, replaces the best epoch if it scores "
+                                  "higher on validation (0: off)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_fraction: float = option(0.1, "seeded, stratified validation slice of train (checkpoint selection)")
     seed: int = option(0, "seed of the validation slice, shuffling, augmentation and initial weights")
@@ -118,6 +121,8 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"Unknown {name} {value!r}: use one of {', '.join(allowed)}.")
         class_weights(np.arange(NUM_CLASSES), self.class_weight)  # parses JSON weights, names the bad ones
+        if not 0 <= self.average_last <= self.epochs:
+            raise ConfigError(f"--average-last {self.average_last}: use 0 (off) to --epochs ({self.epochs}).")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"--distill-weight {self.distill_weight}: use a share between 0 and 1.")
         if self.teacher:
@@ -414,6 +419,100 @@ def _epoch_timer_class():
     return EpochTimer
 
 
+AVERAGE_FILE, AVERAGE_RECORD = "average.npz", "average.json"
+"""In a run folder: the running mean of the weights (with the epochs it holds) and what choosing it measured."""
+
+
+def _weight_averager_class():
+    import keras
+
+    class WeightAverager(keras.callbacks.Callback):
+        """The running mean of the weights after each epoch from ``first_epoch`` (0-based) on: stochastic weight
+        averaging (Izmailov et al., 2018). Kept in ``path`` every epoch, so a resumed run goes on averaging
+        where it stopped; an epoch already in the mean is not added twice."""
+
+        def __init__(self, path: Path, first_epoch: int):
+            super().__init__()
+            self.path, self.first_epoch = path, first_epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch < self.first_epoch:
+                return
+            mean, epochs = read_average(self.path)
+            if epoch in epochs:
+                return
+            weights = [np.asarray(w, dtype=np.float64) for w in self.model.get_weights()]
+            n = len(epochs)
+            mean = weights if not n else [m + (w - m) / (n + 1) for m, w in zip(mean, weights)]
+            tmp = self.path.with_name(self.path.name + ".tmp.npz")
+            np.savez(tmp, epochs=np.array([*epochs, epoch]), **{f"w{i}": m for i, m in enumerate(mean)})
+            tmp.replace(self.path)
+
+    return WeightAverager
+
+
+def read_average(path: Path) -> tuple[list[np.ndarray], list[int]]:
+    """The mean weights an averaging run has kept, and the (0-based) epochs in it; ([], []) before the first."""
+    if not path.exists():
+        return [], []
+    with np.load(path) as f:
+        return [f[f"w{i}"] for i in range(len(f.files) - 1)], [int(e) for e in f["epochs"]]
+
+
+def _batch_norm_layers(layer) -> list:
+    import keras
+
+    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
+    for inner in getattr(layer, "layers", []):
+        found += _batch_norm_layers(inner)
+    return found
+
+
+def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> int:
+    """Set every batch-norm layer's moving mean and variance to their means over the batches of ``images``
+    (unaugmented), as the averaged weights compute them: a mean of weights is not trained with the
+    statistics of any one epoch. Returns the number of batches (0: the model has no batch norm)."""
+    layers = _batch_norm_layers(model)
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    batches = make_dataset(images, np.zeros(len(images), dtype=int), batch_size, pipeline="python")
+    try:
+        for i in range(len(batches)):
+            for layer in layers:  # the cumulative mean: batch i counts 1/(i+1)
+                layer.momentum = i / (i + 1)
+            model(batches[i][0], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(batches)
+
+
+def better_of_best_and_average(config: TrainConfig, dataset: Dataset, best):
+    """``best`` (the best epoch) or the run's mean weights, whichever scores more validation faces right (the best
+    epoch on a tie); writes ``average.keras`` and the comparison to ``average.json`` in the run folder."""
+    from fer.evaluation import evaluate_model
+    from fer.models import build_model
+
+    run_dir = config.run_dir
+    mean, epochs = read_average(run_dir / AVERAGE_FILE)
+    if len(epochs) < 2:
+        log.info("Weight average: %d epoch(s) averaged, nothing to compare", len(epochs))
+        return best
+    averaged = build_model(config.architecture)
+    averaged.set_weights([m.astype(w.dtype) for m, w in zip(mean, averaged.get_weights())])
+    recompute_batch_norm(averaged, dataset.train.images)
+    averaged.save(run_dir / "average.keras")
+    scores = {"best_epoch": evaluate_model(best, dataset.val).accuracy,
+              "average": evaluate_model(averaged, dataset.val).accuracy}
+    chosen = "average" if scores["average"] > scores["best_epoch"] else "best_epoch"
+    record = {"epochs": [e + 1 for e in epochs], "validation_accuracy": scores, "chosen": chosen}
+    (run_dir / AVERAGE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    log.info("Weight average of epochs %d-%d: validation %.4f against the best epoch's %.4f -> %s",
+             epochs[0] + 1, epochs[-1] + 1, scores["average"], scores["best_epoch"], chosen)
+    return averaged if chosen == "average" else best
+
+
 def describe_cpu() -> str:
     import os
 
@@ -463,11 +562,12 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:  # a fresh run never inherits a stale backup or history
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
-        (run_dir / "history.csv").unlink(missing_ok=True)
+        for stale in ("history.csv", AVERAGE_FILE, AVERAGE_RECORD, "average.keras"):
+            (run_dir / stale).unlink(missing_ok=True)
     elif (done := epochs_done(run_dir / "history.csv")) >= config.epochs and (run_dir / "best.keras").exists():
         # A finished run (trained elsewhere, say, and copied here without its backup): evaluate and export it.
         log.info("%s has trained all %d epochs: using its best epoch", run_dir, config.epochs)
-        return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)
+        return _trained_model(config, dataset)
     elif done and not (run_dir / "backup").is_dir():
         raise TrainingError(f"{run_dir} stopped after {done} of {config.epochs} epochs "
                          f"and has no backup/ to resume from: start a new cycle from its best epoch with "
@@ -505,7 +605,17 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
                                         initial_value_threshold=_best_so_far(run_dir / "history.csv")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
+    if config.average_last:
+        callbacks.append(_weight_averager_class()(run_dir / AVERAGE_FILE, config.epochs - config.average_last))
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=weights,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    return _trained_model(config, dataset)
+
+
+def _trained_model(config: TrainConfig, dataset: Dataset):
+    """The run's best epoch, or with --average-last its weight average where that scores higher on validation."""
+    import keras
+
     # compile=False: the exported model carries weights only, not the optimizer's state.
-    return keras.saving.load_model(run_dir / "best.keras", safe_mode=True, compile=False)
+    best = keras.saving.load_model(config.run_dir / "best.keras", safe_mode=True, compile=False)
+    return better_of_best_and_average(config, dataset, best) if config.average_last else best

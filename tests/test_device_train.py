@@ -474,3 +474,17 @@ def test_a_finished_runs_speed_is_recorded_beside_the_others_and_an_unfinished_o
     assert (recorded["custom_cnn"]["run"], recorded["custom_cnn"]["epochs"]) == ("straight", 3)
     with pytest.raises(DeviceRunError, match="1 of 3 epochs"):
         record_benchmark(device_run["stopped"], results)
+
+
+@pytest.mark.parametrize("option, value", [("init_from", "model_zoo/custom_cnn"), ("teacher", "ensemble"),
+                                           ("average_last", 5)])
+def test_options_the_device_trainer_does_not_implement_are_refused(option, value):
+    import dataclasses
+
+    from fer.device import check_supported
+    from fer.device_files import DeviceConfig, DeviceRunError
+    from fer.training import TrainConfig
+
+    check_supported(TrainConfig(), DeviceConfig())
+    with pytest.raises(DeviceRunError, match=f"--{option.replace('_', '-')} is not available on the device"):
+        check_supported(dataclasses.replace(TrainConfig(), **{option: value}), DeviceConfig())

@@ -335,3 +335,59 @@ def test_distillation_mixes_the_teachers_calibrated_scores_with_the_labels(app_z
         TrainConfig(teacher="gamma", teacher_zoo=str(app_zoo)).validate()
     with pytest.raises(ConfigError, match="between 0 and 1"):
         TrainConfig(teacher="alpha", teacher_zoo=str(app_zoo), distill_weight=1.5).validate()
+
+
+def test_the_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_resume(tmp_path):
+    import keras
+
+    from fer.training import AVERAGE_FILE, _weight_averager_class, read_average
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path, seen = tmp_path / AVERAGE_FILE, []
+    averager = _weight_averager_class()(path, first_epoch=1)
+    averager.set_model(model)
+    for epoch in range(3):
+        if epoch == 2:  # a resumed run: a new callback, the same file
+            averager = _weight_averager_class()(path, first_epoch=1)
+            averager.set_model(model)
+        model.set_weights([np.full(w.shape, 10.0 * epoch + i) for i, w in enumerate(model.get_weights())])
+        seen.append(model.get_weights())
+        averager.on_epoch_end(epoch)
+    averager.on_epoch_end(2)  # an epoch already in the mean is not counted twice
+    mean, epochs = read_average(path)
+    assert epochs == [1, 2]
+    for i, m in enumerate(mean):
+        np.testing.assert_allclose(m, (seen[1][i] + seen[2][i]) / 2)
+
+
+def test_batch_norm_statistics_are_recomputed_as_the_mean_over_the_batches():
+    import keras
+
+    from fer.training import recompute_batch_norm
+
+    bn = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), bn])
+    images = np.random.default_rng(0).integers(0, 256, (100, 48, 48), dtype=np.uint8)
+    assert recompute_batch_norm(model, images, batch_size=32) == 4
+    batches = [images[i:i + 32].astype(np.float64) / 255 for i in range(0, 100, 32)]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), [np.mean([b.mean() for b in batches])], rtol=1e-4)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), [np.mean([b.var() for b in batches])], rtol=1e-3)
+    assert bn.momentum == 0.99
+
+
+def test_average_last_ships_the_better_of_the_mean_and_the_best_epoch_on_validation(tmp_path):
+    from fer.evaluation import evaluate_model
+    from fer.export import average_note
+
+    data = _dataset(40, 8)
+    config = TrainConfig(output=str(tmp_path), epochs=3, batch_size=16, warmup_epochs=0, average_last=2)
+    model = fit(config, data)
+    record = json.loads((tmp_path / "custom_cnn" / "average.json").read_text())
+    assert record["epochs"] == [2, 3]
+    scores = record["validation_accuracy"]
+    assert record["chosen"] == ("average" if scores["average"] > scores["best_epoch"] else "best_epoch")
+    assert evaluate_model(model, data.val).accuracy == pytest.approx(max(scores.values()))
+    note = average_note({"weight_average": record})
+    assert f"{scores['average']:.4f} for the mean" in note and ("not the mean" in note) == (record["chosen"] != "average")
+    with pytest.raises(ConfigError, match="--average-last"):
+        TrainConfig(epochs=3, average_last=4).validate()
