@@ -381,6 +381,8 @@ def initial_run(init_from: str) -> dict:
         first = json.loads((folder / METRICS_FILE).read_text())
         run.update(epochs=first["epochs"], train_seconds=first["train_seconds"],
                    trained_on=first.get("trained_on", DEFAULT_HARDWARE))
+        if first.get("weight_average"):
+            run["weight_average"] = first["weight_average"]
         if first.get("init"):
             run["init"] = first["init"]
     elif (folder / "history.csv").is_file():  # a run folder that was never exported
@@ -400,11 +402,12 @@ def _reproduce_model(config, metrics: dict) -> str:
     for k, cycle in enumerate(cycles, 1):
         configs.append(TrainConfig.from_dict({**cycle["config"], "name": f"{config.run_name}_cycle{k}",
                                               "init_from": init_from, "export": False}))
-        init_from = f"runs/{configs[-1].run_name}/best.keras"
+        kept = "average" if cycle.get("weight_average", {}).get("chosen") == "average" else "best"
+        init_from = f"runs/{configs[-1].run_name}/{kept}.keras"
     configs.append(TrainConfig.from_dict({**config.to_dict(), "init_from": init_from}))
     commands = "\n".join(command_line(c, data="PATH/TO/fer2013") for c in configs)
-    return f"""Reproduce the model: {len(configs)} cycles, each after the first a warm restart from the best
-epoch of the one before (the learning rate rises again and decays over a new cosine cycle; same
+    return f"""Reproduce the model: {len(configs)} cycles, each after the first a warm restart from the weights
+the one before kept (a new learning-rate cycle, shaped by the schedule its command sets; same
 validation slice):
 
 ```bash

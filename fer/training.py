@@ -596,8 +596,10 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
             # XLA is slower than the plain kernels on CPU with TensorFlow; JAX needs it (eager JAX is very slow).
             jit_compile=keras.backend.backend() != "tensorflow",
         )
-    callbacks = [
-        EpochTimer(),
+    callbacks = [EpochTimer()]
+    if config.average_last:  # before the backup: an epoch the backup holds is always in the mean
+        callbacks.append(_weight_averager_class()(run_dir / AVERAGE_FILE, config.epochs - config.average_last))
+    callbacks += [
         # Saves weights + optimizer state every epoch; restores them on --resume.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", mode="max",
@@ -605,8 +607,6 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
                                         initial_value_threshold=_best_so_far(run_dir / "history.csv")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
-    if config.average_last:
-        callbacks.append(_weight_averager_class()(run_dir / AVERAGE_FILE, config.epochs - config.average_last))
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=weights,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     return _trained_model(config, dataset)

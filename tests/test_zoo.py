@@ -11,7 +11,7 @@ from fer.errors import UnknownModelError, ZooError
 from fer.export import export_entry
 from fer.metrics import compute_metrics
 from fer.models import build_model
-from fer.training import TrainConfig
+from fer.training import AVERAGE_RECORD, TrainConfig
 from fer.zoo import list_entries, load_model, resolve_model_path
 
 
@@ -326,8 +326,12 @@ def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(en
         run_dir = tmp_path / "runs" / f"cycle{cycle}"
         run_dir.mkdir(parents=True)
         (run_dir / "history.csv").write_text("epoch\n" + "".join(f"{e}\n" for e in range(epochs)))
+        averaged = cycle == 2  # this cycle kept the mean of its last 2 epochs: the next starts from it
+        if averaged:
+            (run_dir / AVERAGE_RECORD).write_text(json.dumps({
+                "epochs": [2, 3], "validation_accuracy": {"best_epoch": 0.5, "average": 0.6}, "chosen": "average"}))
         config = TrainConfig(name=f"tiny{cycle}", zoo_dir=str(tmp_path / "zoo"), epochs=epochs, learning_rate=lr,
-                             init_from=str(previous / "model.keras"))
+                             init_from=str(previous / "model.keras"), average_last=2 if averaged else 0)
         previous = export_entry(model, config, result, result, run_dir, train_seconds=100.0 * cycle)
 
     metrics = json.loads((previous / "metrics.json").read_text())
@@ -338,10 +342,12 @@ def test_a_chain_of_warm_restarts_counts_every_cycle_and_prints_every_command(en
     assert commands == [
         "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle1 --epochs 1 --no-export",
         "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3_cycle2 --epochs 3 --lr 0.0005 "
-        "--init-from runs/tiny3_cycle1/best.keras --no-export",
+        "--average-last 2 --init-from runs/tiny3_cycle1/best.keras --no-export",
         "python train.py --arch custom_cnn --data PATH/TO/fer2013 --name tiny3 --epochs 4 --lr 0.0003 "
-        "--init-from runs/tiny3_cycle2/best.keras",
+        "--init-from runs/tiny3_cycle2/average.keras",
     ]
+    cycle2_card = (tmp_path / "zoo" / "tiny2" / "README.md").read_text()
+    assert "The weights are the mean of the weights after epochs 2-3" in cycle2_card
 
 
 def test_a_cycle_from_a_run_trained_elsewhere_and_stopped_early_says_so(tmp_path):
