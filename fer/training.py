@@ -435,17 +435,18 @@ def _weight_averager_class():
             super().__init__()
             self.path, self.first_epoch = path, first_epoch
 
+        def on_train_begin(self, logs=None):
+            self.mean, self.epochs = read_average(self.path)  # read once; kept in memory from here on
+
         def on_epoch_end(self, epoch, logs=None):
-            if epoch < self.first_epoch:
-                return
-            mean, epochs = read_average(self.path)
-            if epoch in epochs:
+            if epoch < self.first_epoch or epoch in self.epochs:
                 return
             weights = [np.asarray(w, dtype=np.float64) for w in self.model.get_weights()]
-            n = len(epochs)
-            mean = weights if not n else [m + (w - m) / (n + 1) for m, w in zip(mean, weights)]
+            n = len(self.epochs)
+            self.mean = weights if not n else [m + (w - m) / (n + 1) for m, w in zip(self.mean, weights)]
+            self.epochs = [*self.epochs, epoch]
             tmp = self.path.with_name(self.path.name + ".tmp.npz")
-            np.savez(tmp, epochs=np.array([*epochs, epoch]), **{f"w{i}": m for i, m in enumerate(mean)})
+            np.savez(tmp, epochs=np.array(self.epochs), **{f"w{i}": m for i, m in enumerate(self.mean)})
             tmp.replace(self.path)
 
     return WeightAverager
@@ -566,7 +567,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
             (run_dir / stale).unlink(missing_ok=True)
     elif (done := epochs_done(run_dir / "history.csv")) >= config.epochs and (run_dir / "best.keras").exists():
         # A finished run (trained elsewhere, say, and copied here without its backup): evaluate and export it.
-        log.info("%s has trained all %d epochs: using its best epoch", run_dir, config.epochs)
+        log.info("%s has trained all %d epochs: evaluating and exporting it", run_dir, config.epochs)
         return _trained_model(config, dataset)
     elif done and not (run_dir / "backup").is_dir():
         raise TrainingError(f"{run_dir} stopped after {done} of {config.epochs} epochs "

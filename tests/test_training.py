@@ -346,10 +346,12 @@ def test_the_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_resume
     path, seen = tmp_path / AVERAGE_FILE, []
     averager = _weight_averager_class()(path, first_epoch=1)
     averager.set_model(model)
+    averager.on_train_begin()
     for epoch in range(3):
         if epoch == 2:  # a resumed run: a new callback, the same file
             averager = _weight_averager_class()(path, first_epoch=1)
             averager.set_model(model)
+            averager.on_train_begin()
         model.set_weights([np.full(w.shape, 10.0 * epoch + i) for i, w in enumerate(model.get_weights())])
         seen.append(model.get_weights())
         averager.on_epoch_end(epoch)
