@@ -15,7 +15,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -304,12 +304,21 @@ how it is scored), not what is trained: given on ``--resume``, they replace the 
 once every epoch is done: it would change what the remaining epochs train on)."""
 
 
+LENGTH = ("epochs", "average_last")
+"""Options a resumed run at a constant learning rate may change: its rate does not depend on the number of
+epochs, so a shorter or longer run trains the same epochs (the averaging window is checked by
+``check_new_length``)."""
+
+
 def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> TrainConfig:
     """The saved config of the run in ``run_dir``, with the AFTER_TRAINING options named in ``explicit``
-    (those given on this command line) taken from ``given``. Every other option stays as saved, and a warning
-    names each one given with another value."""
+    (those given on this command line) taken from ``given``, and LENGTH's at a constant learning rate. Every
+    other option stays as saved, and a warning names each one given with another value."""
     config = load_run_config(run_dir)
-    finished = len(read_history(run_dir / "history.csv")) >= config.epochs
+    done = len(read_history(run_dir / "history.csv"))
+    finished = done >= config.epochs
+    if config.schedule == "constant" and any(o in explicit and getattr(given, o) != getattr(config, o) for o in LENGTH):
+        config = check_new_length(run_dir, config, given, explicit, done)
     for opt in options(TrainConfig):
         saved, now = opt.get(config), opt.get(given)
         if opt.name not in explicit or now == saved:
@@ -324,6 +333,35 @@ def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> Tra
         log.info("Resuming %s with %s %s (was %s)", run_dir, opt.flag, now, saved)
         setattr(config, opt.name, now)
     return config
+
+
+def check_new_length(run_dir: Path, config: TrainConfig, given: TrainConfig, explicit: set[str],
+                     done: int) -> TrainConfig:
+    """``config`` with the --epochs and --average-last given on a resume of a constant-rate run, once they
+    are possible: no fewer epochs than are done, and an averaging window whose epochs can all still be in the
+    mean (the mean kept so far starts where the window does, or, with none kept, the window starts no earlier
+    than the last finished epoch, whose weights the resume restores)."""
+    new = replace(config, **{o: getattr(given, o) for o in LENGTH if o in explicit})
+    new.validate()
+    if new.epochs < done:
+        raise ConfigError(f"{run_dir} has {done} epochs done: --epochs must be at least {done}.")
+    if new.average_last:
+        first = new.epochs - new.average_last  # 0-based, as the averager counts
+        _, kept = read_average(run_dir / AVERAGE_FILE)
+        if kept and kept[0] != first or not kept and first < done - 1:
+            start = kept[0] if kept else done - 1
+            why = (f"the mean kept so far starts at epoch {start + 1}" if kept else
+                   f"the weights of the epochs before epoch {start + 1} (the last one done) are gone")
+            raise ConfigError(
+                f"--epochs {new.epochs} --average-last {new.average_last} averages from epoch {first + 1}, but "
+                f"{why}: choose a window that starts at epoch {start + 1} (--average-last {new.epochs - start}).")
+        if not kept and new.epochs <= done:
+            raise ConfigError(f"{run_dir} has no epoch left to train, so its mean cannot start now: --epochs must "
+                              f"be more than {done} to average.")
+    log.info("Resuming %s at a constant learning rate with --epochs %d --average-last %d (was %d, %d)", run_dir,
+             new.epochs, new.average_last, config.epochs, config.average_last)
+    (run_dir / "config.json").write_text(json.dumps(new.to_dict(), indent=2) + "\n")  # what later resumes read
+    return new
 
 
 HARDWARE_FILE = "hardware.txt"  # in a run folder: what it trained on, for the model card
@@ -437,6 +475,14 @@ def _weight_averager_class():
 
         def on_train_begin(self, logs=None):
             self.mean, self.epochs = read_average(self.path)  # read once; kept in memory from here on
+            self.starting = True
+
+        def on_epoch_begin(self, epoch, logs=None):
+            # A resume whose window now takes in the last finished epoch (--average-last raised on --resume):
+            # the weights the backup has restored are that epoch's.
+            if self.starting:
+                self.starting = False
+                self.on_epoch_end(epoch - 1)
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch < self.first_epoch or epoch in self.epochs:

@@ -102,3 +102,34 @@ def test_resume_takes_locations_given_now_but_new_data_only_once_training_is_don
         resumed_config(tmp_path, given, {"data"})
     (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.6\n2,0.7\n")
     assert resumed_config(tmp_path, given, {"data"}).data == "new"
+
+
+def test_a_constant_rate_run_changes_its_length_on_resume_where_its_mean_can_still_hold_the_window(tmp_path):
+    import json
+
+    import numpy as np
+
+    from fer.errors import ConfigError
+    from fer.training import AVERAGE_FILE, resumed_config
+
+    def resume(saved: TrainConfig, epochs: int, average_last: int) -> TrainConfig:
+        (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+        given = TrainConfig(epochs=epochs, average_last=average_last)
+        return resumed_config(tmp_path, given, {"epochs", "average_last"})
+
+    (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.6\n")  # two epochs done
+    constant = TrainConfig(schedule="constant", epochs=8, average_last=6)  # averages from epoch 3
+    assert (resume(constant, 3, 2).epochs, resume(constant, 3, 2).average_last) == (3, 2)  # takes in epoch 2
+    assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 3, "a later --resume trains 3"
+    cosine = TrainConfig(epochs=8, average_last=6)  # its rate depends on the epochs: kept as saved
+    assert (resume(cosine, 3, 2).epochs, resume(cosine, 3, 2).average_last) == (8, 6)
+    with pytest.raises(ConfigError, match="at least 2"):
+        resume(constant, 1, 0)
+    with pytest.raises(ConfigError, match="epochs before epoch 2 .* are gone.*--average-last 2"):
+        resume(constant, 3, 3)  # epoch 1's weights were never kept
+    with pytest.raises(ConfigError, match="no epoch left to train"):
+        resume(constant, 2, 1)
+    np.savez(tmp_path / AVERAGE_FILE, epochs=np.array([1]), w0=np.zeros(2))  # a mean from epoch 2 on
+    assert resume(TrainConfig(schedule="constant", epochs=8, average_last=7), 4, 3).epochs == 4
+    with pytest.raises(ConfigError, match="mean kept so far starts at epoch 2.*--average-last 3"):
+        resume(TrainConfig(schedule="constant", epochs=8, average_last=7), 4, 2)  # would drop epoch 2
