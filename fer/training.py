@@ -316,9 +316,9 @@ def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> Tra
     other option stays as saved, and a warning names each one given with another value."""
     config = load_run_config(run_dir)
     done = len(read_history(run_dir / "history.csv"))
-    finished = done >= config.epochs
     if config.schedule == "constant" and any(o in explicit and getattr(given, o) != getattr(config, o) for o in LENGTH):
         config = check_new_length(run_dir, config, given, explicit, done)
+    finished = done >= config.epochs  # of the length this resume trains to
     for opt in options(TrainConfig):
         saved, now = opt.get(config), opt.get(given)
         if opt.name not in explicit or now == saved:

@@ -125,6 +125,9 @@ def test_a_constant_rate_run_changes_its_length_on_resume_where_its_mean_can_sti
     assert (resume(cosine, 3, 2).epochs, resume(cosine, 3, 2).average_last) == (8, 6)
     with pytest.raises(ConfigError, match="at least 2"):
         resume(constant, 1, 0)
+    (tmp_path / "config.json").write_text(json.dumps(TrainConfig(schedule="constant", epochs=2).to_dict()))
+    with pytest.raises(ConfigError, match="epochs left to train"):  # lengthened: new data would change them
+        resumed_config(tmp_path, TrainConfig(epochs=4, data="new"), {"epochs", "data"})
     with pytest.raises(ConfigError, match="epochs before epoch 2 .* are gone.*--average-last 2"):
         resume(constant, 3, 3)  # epoch 1's weights were never kept
     with pytest.raises(ConfigError, match="no epoch left to train"):
