@@ -27,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="switch all augmentation off")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                    help="upload the exported entry to this Hub model repo (USER/REPO; needs a token)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output/--name from its last epoch (its saved options rule; "
-                                                             "a --schedule constant run takes --epochs and --average-last)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output/--name from its last epoch (its saved options rule; "
+                        "a --schedule constant run takes --epochs and --average-last)")
     p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own logs too")
     return p
 

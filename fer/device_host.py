@@ -234,14 +234,14 @@ def check_agreement(network, val_split, report: RunReport) -> float:
 def write_run(config, network, report: RunReport) -> None:
     """Write the run folder fer.training would have written: best.keras, config.json, history.csv,
     hardware.txt; and the device's report as device.json."""
-    from fer.training import HARDWARE_FILE
+    from fer.training import HARDWARE_FILE, save_run_config
 
     run_dir = config.run_dir
     if (run_dir / "config.json").exists() and not (run_dir / DEVICE_FILE).exists():
         raise TrainingError(f"{run_dir} holds a run trained here: pass another --name or --output.")
     run_dir.mkdir(parents=True, exist_ok=True)
     network.save(run_dir / "best.keras")
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    save_run_config(run_dir, config)
     with open(run_dir / "history.csv", "w", newline="") as f:
         columns = ["epoch", *sorted(k for k in report.history[0] if k != "epoch")]  # as Keras's CSVLogger
         writer = csv.DictWriter(f, columns)

@@ -39,6 +39,7 @@ from fer.training import (
     command_line,
     describe_cpu,
     epochs_done,
+    save_run_config,
     training_seconds,
 )
 from fer.zoo import (
@@ -138,7 +139,7 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
             shutil.copy(run_dir / "training_curves.png", tmp / "training_curves.png")
         if (run_dir / "history.csv").exists():
             shutil.copy(run_dir / "history.csv", tmp / "history.csv")
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        save_run_config(tmp, config)
         metrics = {
             "name": name,
             "architecture": config.architecture,

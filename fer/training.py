@@ -291,11 +291,16 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
                               "or choose another --name / --output.")
     if not (resume and config_path.exists()):  # on --resume, resumed_config has reconciled the options
         run_dir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        save_run_config(run_dir, config)
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+
+
+def save_run_config(folder: Path, config: TrainConfig) -> None:
+    """``config`` as ``folder/config.json`` (a run's record, or a zoo entry's), which load_run_config reads."""
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 AFTER_TRAINING = ("data", "zoo_dir", "tta", "export")
@@ -316,8 +321,9 @@ def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> Tra
     other option stays as saved, and a warning names each one given with another value."""
     config = load_run_config(run_dir)
     done = len(read_history(run_dir / "history.csv"))
-    if config.schedule == "constant" and any(o in explicit and getattr(given, o) != getattr(config, o) for o in LENGTH):
-        config = check_new_length(run_dir, config, given, explicit, done)
+    length = {o: getattr(given, o) for o in LENGTH if o in explicit and getattr(given, o) != getattr(config, o)}
+    if config.schedule == "constant" and length:
+        config = check_new_length(run_dir, config, replace(config, **length), done)
     finished = done >= config.epochs  # of the length this resume trains to
     for opt in options(TrainConfig):
         saved, now = opt.get(config), opt.get(given)
@@ -335,13 +341,11 @@ def resumed_config(run_dir: Path, given: TrainConfig, explicit: set[str]) -> Tra
     return config
 
 
-def check_new_length(run_dir: Path, config: TrainConfig, given: TrainConfig, explicit: set[str],
-                     done: int) -> TrainConfig:
-    """``config`` with the --epochs and --average-last given on a resume of a constant-rate run, once they
-    are possible: no fewer epochs than are done, and an averaging window whose epochs can all still be in the
+def check_new_length(run_dir: Path, config: TrainConfig, new: TrainConfig, done: int) -> TrainConfig:
+    """``new`` (``config`` with the --epochs and --average-last given on a resume of a constant-rate run), saved
+    as the run's config once it is possible: no fewer epochs than are done, and an averaging window whose epochs can all still be in the
     mean (the mean kept so far starts where the window does, or, with none kept, the window starts no earlier
     than the last finished epoch, whose weights the resume restores)."""
-    new = replace(config, **{o: getattr(given, o) for o in LENGTH if o in explicit})
     new.validate()
     if new.epochs < done:
         raise ConfigError(f"{run_dir} has {done} epochs done: --epochs must be at least {done}.")
@@ -360,7 +364,7 @@ def check_new_length(run_dir: Path, config: TrainConfig, given: TrainConfig, exp
                               f"be more than {done} to average.")
     log.info("Resuming %s at a constant learning rate with --epochs %d --average-last %d (was %d, %d)", run_dir,
              new.epochs, new.average_last, config.epochs, config.average_last)
-    (run_dir / "config.json").write_text(json.dumps(new.to_dict(), indent=2) + "\n")  # what later resumes read
+    save_run_config(run_dir, new)  # what later resumes read
     return new
 
 
