@@ -250,14 +250,14 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
 def test_mirrored_strategy_trains_on_two_logical_cpu_devices(synthetic_folders, tmp_path):
     args = ["--data", str(synthetic_folders), "--epochs", "5", "--batch-size", "32", "--output", str(tmp_path),
             "--zoo-dir", str(tmp_path / "zoo"), "--name", "mirrored", "--lr", "3e-3", "--warmup-epochs", "0",
-            "--tta", "none", "--strategy", "mirrored", "--logical-cpus", "2"]
+            "--tta", "none", "--strategy", "mirrored", "--logical-cpus", "2", "--no-augment"]
     done = _train(args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MirroredStrategy: 2 replicas in sync (/device:CPU:0, /device:CPU:1)" in done.stderr
     metrics = json.loads((tmp_path / "zoo" / "mirrored" / "metrics.json").read_text())
-    # Chance is 1/7: 21 or more of the 70 test faces right by chance has p = 0.0006 (binomial). Five epochs of
-    # 8 steps leave the batch-norm statistics unsettled, so a higher bar failed now and then on a loaded machine.
-    assert metrics["test"]["accuracy"] >= 0.3, "the replicas did not learn together"
+    # Without augmentation the bar task is learnt outright (1.0 on the 70 test faces, twice in a row); with it, a
+    # shift of up to 4.8 px moves a 6 px bar into its neighbour's band, and five epochs ended at 0.27-0.44.
+    assert metrics["test"]["accuracy"] >= 0.9, "the replicas did not learn together"
 
 
 def test_init_from_starts_from_an_exported_entry_and_refuses_another_architecture(app_zoo):
