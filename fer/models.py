@@ -213,6 +213,8 @@ class MeanOverViews(layers.Layer):
 
 
 SHIFT_PIXELS = 2
+SHIFTS = ((SHIFT_PIXELS, 0), (-SHIFT_PIXELS, 0), (0, SHIFT_PIXELS), (0, -SHIFT_PIXELS))
+"""``flip_shift``'s offsets (dy, dx), each applied to the face and to its mirror image."""
 
 
 def with_tta(model: keras.Model, mode: str = "flip") -> keras.Model:
@@ -228,9 +230,8 @@ def with_tta(model: keras.Model, mode: str = "flip") -> keras.Model:
     inputs = keras.Input(INPUT_SHAPE, name="face")
     views = [inputs, HorizontalFlip(name="mirror")(inputs)]
     if mode == "flip_shift":
-        s = SHIFT_PIXELS
         views += [Shift(dy, dx, name=f"shift_{k}_{i}")(view) for k, view in enumerate(views[:2])
-                  for i, (dy, dx) in enumerate([(s, 0), (-s, 0), (0, s), (0, -s)])]
+                  for i, (dy, dx) in enumerate(SHIFTS)]
     # One forward pass over every view stacked on the batch axis: on a CPU, a batch of 10 costs far
     # less than 10 batches of one.
     scores = model(StackViews(name="views")(views))

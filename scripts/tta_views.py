@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer.data import load_dataset  # noqa: E402
 from fer.evaluation import predict_scores  # noqa: E402
-from fer.models import SHIFT_PIXELS, HorizontalFlip, Shift  # noqa: E402
+from fer.models import SHIFT_PIXELS, SHIFTS, HorizontalFlip, Shift  # noqa: E402
 from fer.zoo import load_network  # noqa: E402
 
 S = SHIFT_PIXELS
-CROSS = [(0, 0), (S, 0), (-S, 0), (0, S), (0, -S)]
+CROSS = [(0, 0), *SHIFTS]
 VIEW_SETS = {
     "none": [(0, 0)],
     "flip": [(0, 0)],
