@@ -119,13 +119,16 @@ def _predict_to_csv(recognizer, images: list[str], models: list[str], whole_imag
 
 def _predict(args: argparse.Namespace) -> int:
     from fer.faces import DEFAULT_DETECTOR, detector_spec
-    from fer.inference import Recognizer
+    from fer.inference import Recognizer, zoo_request
+    from fer.logs import quiet_tensorflow
 
     args.detector = args.detector or DEFAULT_DETECTOR
-    detector_spec(args.detector)  # an unknown detector fails before any model loads
-    recognizer = Recognizer.from_zoo()
-    models = recognizer.resolve(args.model)
+    detector_spec(args.detector)  # an unknown detector or model fails at once, before TensorFlow loads
+    names, load = zoo_request(args.model)
     images = _expand_images(args.images)
+    quiet_tensorflow(args.verbose)
+    recognizer = Recognizer.from_zoo(names=load)
+    models = recognizer.resolve(names)
     if args.out:
         return _predict_to_csv(recognizer, images, models, args.whole_image, args.detector, args.out)
     results = [_predict_one(recognizer, image, models, args.whole_image, args.detector) for image in images]
@@ -152,19 +155,20 @@ def _video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fer.faces import detector_spec
-    from fer.inference import Recognizer
+    from fer.inference import Recognizer, zoo_request
+    from fer.logs import quiet_tensorflow
     from fer.render import timeline_figure, video_summary, write_annotated_video
     from fer.video import VIDEO_DETECTOR, analyze_video, probe_video
     from fer.zoo import list_entries
 
     args.detector = args.detector or VIDEO_DETECTOR
-    detector_spec(args.detector)  # an unknown detector or an unreadable clip fails before any model loads
+    detector_spec(args.detector)  # an unknown detector, model or an unreadable clip fails before TensorFlow loads
     info = probe_video(args.clip)
     local = [e.name for e in list_entries()]
-    wanted = args.model or (local[0] if local else None)
-    # Only the model asked for is loaded (the ensemble, or a model only the manifest names, loads them all).
-    recognizer = Recognizer.from_zoo(names=[wanted] if wanted in local else None)
-    model = recognizer.resolve(wanted or recognizer.model_names[0])[0]
+    names, load = zoo_request(args.model or (local[:1] or None))  # one model only
+    quiet_tensorflow(args.verbose)
+    recognizer = Recognizer.from_zoo(names=load)
+    model = recognizer.resolve(names)[0]
     out = Path(args.out or f"{Path(args.clip).stem}_emotions")
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("fer").info("%s: %dx%d, %.1f fps, %d frames; writing to %s", args.clip, info.width, info.height,
@@ -426,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_TENSORFLOW = {"evaluate", "predict", "video", "export-tflite", "calibrate"}
+NEEDS_TENSORFLOW = {"evaluate", "export-tflite", "calibrate"}  # predict and video check their input first
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,28 @@ class ImageResult:
         return {"detector": self.detector, "faces": [f.to_dict() for f in self.faces], "whole_image": self.whole_image}
 
 
+def choose_models(models: str | list[str] | None, offered: list[str]) -> list[str]:
+    """``models`` (None or ``all``: every one offered; a name; a list of names) as names from ``offered``."""
+    if models in (None, "all"):
+        return list(offered)
+    names = [models] if isinstance(models, str) else list(models)
+    for name in names:
+        if name not in offered:
+            raise UnknownModelError(f"Unknown model {name!r}: choose from {', '.join(offered)} or all.")
+    return names
+
+
+def zoo_request(models: str | list[str] | None, zoo_dir: Path | None = None) -> tuple[list[str], list[str] | None]:
+    """``models`` (as ``Recognizer.resolve`` takes them) checked against what the zoo offers before anything loads,
+    so that a misspelt name fails at once; and what ``Recognizer.from_zoo`` must load for them: the models named,
+    or None (every model) for the ensemble or a model only the manifest names."""
+    from fer.zoo import available_models, list_entries
+
+    offered = available_models(zoo_dir)
+    names = choose_models(models, [*offered, *([ENSEMBLE] if has_ensemble(offered) else [])])
+    return names, names if set(names) <= {e.name for e in list_entries(zoo_dir)} else None
+
+
 class Recognizer:
     """Scores faces with loaded Keras models; models load once, at construction. ``calibrations`` (by model
     name, ``ensemble`` included) give the uncertain thresholds; a model without one is never called
@@ -149,13 +171,7 @@ class Recognizer:
         return None if calibration is None else calibration.is_uncertain(float(np.max(probs)))
 
     def resolve(self, models: str | list[str] | None) -> list[str]:
-        if models in (None, "all"):
-            return self.model_names
-        names = [models] if isinstance(models, str) else list(models)
-        for name in names:
-            if name not in self.model_names:
-                raise UnknownModelError(f"Unknown model {name!r}: choose from {', '.join(self.model_names)} or all.")
-        return names
+        return choose_models(models, self.model_names)
 
     def score_crops(self, crops: np.ndarray, models: str | list[str] | None = None) -> dict[str, np.ndarray]:
         """Probabilities (N, 7) per model for uint8 faces (N, 48, 48)."""

@@ -8,8 +8,11 @@ import sys
 from conftest import PHOTOS, REPO, needs_photos
 
 
-def _fer(*args, zoo):
-    return subprocess.run([sys.executable, "-m", "fer", *args], capture_output=True, text=True, cwd=REPO,
+def _fer(*args, zoo, then_print: str | None = None):
+    """``python -m fer ARGS`` on ``zoo``; ``then_print``, an expression, is printed on stdout after the command."""
+    then = f"import sys\nfrom fer.cli import main\nstatus = main(sys.argv[1:])\nprint({then_print})\nsys.exit(status)"
+    command = ["-m", "fer"] if then_print is None else ["-c", then]
+    return subprocess.run([sys.executable, *command, *args], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "FER_ZOO_DIR": str(zoo)}, timeout=300)
 
 
@@ -28,14 +31,39 @@ def test_predict_json_lists_faces_per_image_and_reports_bad_files(app_zoo, tmp_p
     assert "Not a readable image" in results[1]["error"] and results[1]["faces"] == []
 
 
-def test_unknown_model_is_a_clear_error(app_zoo, tmp_path):
-    out = _fer("predict", "x.jpg", "--model", "gpt", zoo=app_zoo)
-    assert out.returncode == 2 and "alpha, beta, ensemble" in out.stderr
+TENSORFLOW_LOADED = "'tensorflow' in sys.modules"
+
+
+def test_unknown_model_is_a_clear_error_before_tensorflow_loads(app_zoo, tmp_path):
+    out = _fer("predict", "x.jpg", "--model", "gpt", zoo=app_zoo, then_print=TENSORFLOW_LOADED)
+    assert out.returncode == 2 and "error: Unknown model 'gpt': choose from alpha, beta, ensemble or all." in out.stderr
+    assert out.stdout.strip() == "False", "a misspelt name waited for TensorFlow (10 s) to be refused"
+    video = _fer("video", "x.mp4", "--model", "gpt", zoo=app_zoo, then_print=TENSORFLOW_LOADED)  # the clip fails first
+    assert video.returncode == 2 and video.stdout.strip() == "False"
 
 
 def test_unknown_detector_is_a_clear_error_listing_the_detectors(app_zoo):
-    out = _fer("predict", "x.jpg", "--detector", "yunet", zoo=app_zoo)
+    out = _fer("predict", "x.jpg", "--detector", "yunet", zoo=app_zoo, then_print=TENSORFLOW_LOADED)
     assert out.returncode == 2 and "error: Unknown face detector 'yunet': choose one of mtcnn, haar" in out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@needs_photos
+def test_only_the_models_asked_for_load(app_zoo, monkeypatch, capsys):
+    import fer.zoo
+    from fer.cli import main
+
+    loaded, real = [], fer.zoo.load_model
+    monkeypatch.setattr(fer.zoo, "load_model", lambda name, *a, **k: loaded.append(name) or real(name, *a, **k))
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
+    photo = str(PHOTOS / "couple.jpg")
+    assert main(["predict", photo, "--model", "beta", "--json", "--detector", "haar"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert loaded == ["beta"] and [set(face["scores"]) for face in item["faces"]] == [{"beta"}, {"beta"}]
+    loaded.clear()
+    assert main(["predict", photo, "--model", "ensemble", "--json", "--detector", "haar"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert sorted(loaded) == ["alpha", "beta"] and set(item["faces"][0]["scores"]) == {"ensemble"}
 
 
 @needs_photos
