@@ -17,12 +17,14 @@ def _fer(*args, zoo, then_print: str | None = None):
 
 
 @needs_photos
-def test_predict_json_lists_faces_per_image_and_reports_bad_files(app_zoo, tmp_path):
+def test_predict_json_lists_faces_per_image_and_reports_bad_files(app_zoo, tmp_path, monkeypatch, capsys):
+    from fer.cli import main
+
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    out = _fer("predict", str(PHOTOS / "couple.jpg"), str(bad), "--model", "all", "--json", zoo=app_zoo)
-    assert out.returncode == 0, out.stderr[-2000:]
-    results = json.loads(out.stdout)
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
+    assert main(["predict", str(PHOTOS / "couple.jpg"), str(bad), "--model", "all", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)  # stdout is one JSON document
     assert [r["image"] for r in results] == [str(PHOTOS / "couple.jpg"), str(bad)]
     faces = results[0]["faces"]
     assert len(faces) == 2
@@ -83,9 +85,12 @@ def test_the_detector_is_chosen_and_recorded(app_zoo):
 
 
 @needs_photos
-def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path):
+def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path, monkeypatch, caplog):
     import csv
+    import logging
     import shutil
+
+    from fer.cli import main
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -93,11 +98,11 @@ def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path):
         shutil.copy(PHOTOS / name, folder / name)
     (folder / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "results.csv"
-    first = _fer("predict", str(folder / "couple.jpg"), "--model", "alpha", "--out", str(out), zoo=app_zoo)
-    assert first.returncode == 0, first.stderr[-2000:]
-    done = _fer("predict", str(folder), "--model", "all", "--out", str(out), zoo=app_zoo)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Resuming" in done.stderr and "1 images done, 2 to go" in done.stderr
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
+    caplog.set_level(logging.INFO, logger="fer")
+    assert main(["predict", str(folder / "couple.jpg"), "--model", "alpha", "--out", str(out)]) == 0
+    assert main(["predict", str(folder), "--model", "all", "--out", str(out)]) == 0
+    assert f"Resuming {out}: 1 images done, 2 to go" in caplog.text
     with open(out) as f:
         rows = list(csv.DictReader(f))
     by_image = {}
