@@ -11,14 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from fer.logs import quiet_tensorflow, verbose_requested
-
-quiet_tensorflow(verbose_requested())  # before anything imports TensorFlow
-
-from fer.errors import run_command  # noqa: E402
-from fer.options import ArgumentParser, add_arguments, from_args  # noqa: E402
-from fer.training import TrainConfig  # noqa: E402
+from fer.errors import run_command
+from fer.options import ArgumentParser, add_arguments, from_args
+from fer.training import TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,11 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config, args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: train(config, args, argv))
+
+
+def train(config: TrainConfig, args: argparse.Namespace, argv: list[str]) -> None:
+    from fer.data import detect_kind
+    from fer.logs import quiet_tensorflow
+    from fer.training import check_new_run
+
+    if not args.resume:  # the mistakes that need no TensorFlow are refused before its start-up (seconds)
+        check_new_run(config, resume=False)
+        detect_kind(Path(config.data))
+    quiet_tensorflow(args.verbose)
     from fer.recipe import run
 
     # On --resume the saved config rules, but for where data and entry live and how it is scored (given_options).
-    return run_command(lambda: run(config, resume=args.resume, explicit=given_options(argv),
-                                   push_to_hub=args.push_to_hub))
+    run(config, resume=args.resume, explicit=given_options(argv), push_to_hub=args.push_to_hub)
 
 
 if __name__ == "__main__":

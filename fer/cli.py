@@ -17,10 +17,12 @@ from fer.options import ArgumentParser
 def _evaluate(args: argparse.Namespace) -> int:
     from fer.data import load_dataset, load_eval_split
     from fer.evaluation import evaluate_scores, score_calibrated
+    from fer.logs import quiet_tensorflow
 
     # The validation slice is the one training selects checkpoints on (TrainConfig's val_fraction and seed).
     split = load_dataset(args.data, val_fraction=args.val_fraction, seed=args.seed).val \
         if args.split == "validation" else load_eval_split(args.data)
+    quiet_tensorflow(args.verbose)  # once the data is known to be good: a wrong path fails in a second
     logging.getLogger("fer").info("Evaluating %s on %d faces of %s", args.model, len(split), args.data)
     scores = score_calibrated(args.model, split.images)
     result = evaluate_scores(scores.calibrated, split)
@@ -430,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_TENSORFLOW = {"evaluate", "export-tflite", "calibrate"}  # predict and video check their input first
+NEEDS_TENSORFLOW = {"export-tflite", "calibrate"}  # evaluate, predict and video check their input first
 
 
 def main(argv: list[str] | None = None) -> int:

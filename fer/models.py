@@ -20,6 +20,7 @@ from keras import layers
 from fer.calibration import EPSILON
 from fer.errors import ConfigError, UnknownModelError
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.names import TTA_MODES
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
@@ -115,9 +116,6 @@ def vgg16_bn(dropout: float = 0.5) -> keras.Model:
     return _softmax_head(inputs, layers.GlobalAveragePooling2D(name="pool")(x), dropout, "vgg16_bn")
 
 
-TTA_MODES = ("none", "flip", "flip_shift")
-"""Test-time augmentation: one view; the face and its mirror image; those two each also shifted by
-SHIFT_PIXELS up, down, left and right (10 views)."""
 
 
 @dataclass(frozen=True)

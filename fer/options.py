@@ -24,13 +24,12 @@ from typing import Any
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
-           choices: tuple | Callable[[], tuple] | None = None, none: str | None = None,
+           choices: tuple | None = None, none: str | None = None,
            default_factory: Callable[[], Any] | None = None):
     """A dataclass field that is also a command-line option.
 
-    ``flag`` overrides ``--field-name``; ``choices`` may be a function (called when the parser is
-    built, so that listing them need not import Keras); ``none`` is the word that stands for None on
-    the command line (``--weights none``).
+    ``flag`` overrides ``--field-name``; ``none`` is the word that stands for None on the command line
+    (``--weights none``).
     """
     metadata = {"help": help, "flag": flag, "choices": choices, "none": none}
     if default_factory is not None:
@@ -47,7 +46,7 @@ class Option:
     type: type
     default: Any
     help: str
-    choices: tuple | Callable[[], tuple] | None
+    choices: tuple | None
     none: str | None
 
     @property
@@ -107,8 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs.update(action="store_false" if opt.default else "store_true", default=opt.default)
             kwargs["help"] = f"switch off: {opt.help}" if opt.default else opt.help
         else:
-            choices = opt.choices() if callable(opt.choices) else opt.choices
-            none = opt.none
+            choices, none = opt.choices, opt.none
             kwargs.update(default=opt.default, type=lambda s, t=opt.type, none=none: None if s == none else t(s),
                           metavar=opt.path[-1].upper())
             if choices:

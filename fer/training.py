@@ -24,24 +24,13 @@ import numpy as np
 from fer.augment import CLASS_WEIGHT_MODES, AugmentConfig, class_weights, format_class_weights, oversample_indices
 from fer.errors import ConfigError, TrainingError
 from fer.labels import NUM_CLASSES
+from fer.names import ARCHITECTURE_NAMES, TTA_MODES
 from fer.options import command_args, option, options
 
 if TYPE_CHECKING:  # fer.data reads images with OpenCV; the GPU trainer (fer.device) imports this module without it
     from fer.data import Dataset, Split
 
 log = logging.getLogger(__name__)
-
-
-def _architecture_names() -> tuple[str, ...]:
-    from fer.models import ARCHITECTURES
-
-    return tuple(ARCHITECTURES)
-
-
-def _tta_choices() -> tuple[str, ...]:
-    from fer.models import TTA_MODES
-
-    return ("auto", *TTA_MODES)
 
 
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -58,7 +47,7 @@ class TrainConfig:
     flag, its line in the reproduce command and its row in the model card.
     """
 
-    architecture: str = option("custom_cnn", "architecture to train", flag="--arch", choices=_architecture_names)
+    architecture: str = option("custom_cnn", "architecture to train", flag="--arch", choices=ARCHITECTURE_NAMES)
     data: str = option("../shared/fer2013",
                        "fer2013.csv, a folder with train/ and test/, or an emotion-folder tree")
     name: str | None = option(None, "run and zoo entry name (default: the architecture)")
@@ -93,7 +82,7 @@ class TrainConfig:
                            choices=STRATEGIES)
     logical_cpus: int = option(0, "split the CPU into N devices, to try --strategy mirrored without GPUs")
     tta: str = option("auto", "test-time augmentation the exported entry is scored with (auto: the best on "
-                              "validation); may be changed on --resume", choices=_tta_choices)
+                              "validation); may be changed on --resume", choices=("auto", *TTA_MODES))
     zoo_dir: str = option("model_zoo", "model zoo folder the entry is exported to")
     export: bool = option(True, "export a zoo entry after training (--no-export: train and evaluate only)")
 
@@ -110,7 +99,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse, before any data is read or folder written, options the pipeline does not know."""
-        from fer.models import TTA_MODES, architecture
+        from fer.models import architecture
 
         arch = architecture(self.architecture)
         if self.weights not in (None, "none", *arch.pretrained):
@@ -283,12 +272,17 @@ def _best_so_far(history_csv: Path) -> float | None:
     return max(values) if values else None
 
 
+def check_new_run(config: TrainConfig, resume: bool) -> None:
+    """Refuse a run that would overwrite another (without ``resume``)."""
+    if (config.run_dir / "config.json").exists() and not resume:
+        raise TrainingError(f"{config.run_dir} already holds a run: pass --resume to continue it, "
+                            "or choose another --name / --output.")
+
+
 def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
     run_dir = config.run_dir
     config_path = run_dir / "config.json"
-    if config_path.exists() and not resume:
-        raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
-                              "or choose another --name / --output.")
+    check_new_run(config, resume)
     if not (resume and config_path.exists()):  # on --resume, resumed_config has reconciled the options
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run_config(run_dir, config)

@@ -2,9 +2,6 @@
 same way by the library, the command line and the API, and a calibration sealed like the weights."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -363,7 +360,7 @@ def test_an_entry_without_a_temperature_loads_with_t_1_and_says_so(app_zoo, capl
 # --- one temperature, applied identically everywhere ---------------------------------------------------------
 
 
-def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, app_server):
+def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, app_server, monkeypatch, capsys):
     from gradio_client import Client, handle_file
 
     from fer.faces import crop_face, detect_faces, load_image, reading_order
@@ -383,11 +380,10 @@ def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, 
     np.testing.assert_allclose(np.array([[f.scores["ensemble"][e] for e in EMOTIONS] for f in library.faces]),
                                (served + beta) / 2, atol=1e-6, err_msg="the ensemble averages calibrated members")
 
-    cli = subprocess.run([sys.executable, "-m", "fer", "predict", str(EXAMPLE), "--model", "all", "--json"],
-                         capture_output=True, text=True, cwd=REPO, env={**os.environ, "FER_ZOO_DIR": str(app_zoo)},
-                         timeout=300)
-    assert cli.returncode == 0, cli.stderr[-2000:]
-    cli_faces = json.loads(cli.stdout)[0]["faces"]
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
+    capsys.readouterr()
+    assert main(["predict", str(EXAMPLE), "--model", "all", "--json"]) == 0
+    cli_faces = json.loads(capsys.readouterr().out)[0]["faces"]
     api_faces = Client(app_server, verbose=False).predict(handle_file(str(EXAMPLE)), "alpha", api_name="/predict")
     for want, from_cli, from_api in zip(library.faces, cli_faces, api_faces, strict=True):
         for emotion in EMOTIONS:

@@ -44,6 +44,12 @@ def test_unknown_model_is_a_clear_error_before_tensorflow_loads(app_zoo, tmp_pat
     assert video.returncode == 2 and video.stdout.strip() == "False"
 
 
+def test_evaluate_refuses_a_missing_data_folder_before_tensorflow_loads(app_zoo):
+    out = _fer("evaluate", "--model", "alpha", "--data", "/nonexistent", zoo=app_zoo, then_print=TENSORFLOW_LOADED)
+    assert out.returncode == 2 and "error: /nonexistent does not exist" in out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_unknown_detector_is_a_clear_error_listing_the_detectors(app_zoo):
     out = _fer("predict", "x.jpg", "--detector", "yunet", zoo=app_zoo, then_print=TENSORFLOW_LOADED)
     assert out.returncode == 2 and "error: Unknown face detector 'yunet': choose one of mtcnn, haar" in out.stderr

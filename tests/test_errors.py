@@ -49,14 +49,27 @@ def test_python_dash_m_fer_exits_2_with_one_line(app_zoo):
     _one_line_error(done.returncode, done.stderr, "does not exist")
 
 
+TRAIN_PY = ("import sys; sys.path.insert(0, {repo!r}); import train\n"
+            "status = train.main(sys.argv[1:]); print('tensorflow' in sys.modules); sys.exit(status)")
+
+
 def test_train_py_errors_are_one_line(synthetic_folders, tmp_path, monkeypatch, capsys):
-    """One real process (train.py exits 2 with one line, no traceback); the other mistakes in-process, where the
-    same ``main`` runs without paying for a TensorFlow start-up each."""
+    """Real processes (train.py's main exits 2 with one line, no traceback) for the mistakes refused before
+    TensorFlow starts (a second, not ten); the others in-process, where the same ``main`` runs without paying for
+    a TensorFlow start-up each."""
     import train
 
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), "--data", str(tmp_path / "none")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    _one_line_error(done.returncode, done.stderr, "does not exist")
+    def refused_before_tensorflow(*args: str, expected: str) -> None:
+        done = subprocess.run([sys.executable, "-c", TRAIN_PY.format(repo=str(REPO)), *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        _one_line_error(done.returncode, done.stderr, expected)
+        assert done.stdout.split() == ["False"], "TensorFlow was started for a command refused without it"
+
+    refused_before_tensorflow("--data", str(tmp_path / "none"), expected="does not exist")
+    (tmp_path / "held" / "custom_cnn").mkdir(parents=True)
+    (tmp_path / "held" / "custom_cnn" / "config.json").write_text(json.dumps({"epochs": 1}))
+    refused_before_tensorflow("--data", str(synthetic_folders), "--output", str(tmp_path / "held"),
+                              expected="pass --resume")
 
     def fails(*args) -> tuple[int, str]:
         try:
@@ -72,9 +85,6 @@ def test_train_py_errors_are_one_line(synthetic_folders, tmp_path, monkeypatch, 
     _one_line_error(*fails("--data", str(synthetic_folders), "--class-weight", '{"bored": 2}'),
                     "Unknown emotions in class weights: bored")
     assert not (tmp_path / "runs").exists(), "a run that never started leaves no folder behind"
-    (tmp_path / "runs" / "custom_cnn").mkdir(parents=True)
-    (tmp_path / "runs" / "custom_cnn" / "config.json").write_text(json.dumps({"epochs": 1}))
-    _one_line_error(*fails("--data", str(synthetic_folders)), "pass --resume")
 
 
 def test_class_weights_that_do_not_parse_are_a_config_error():

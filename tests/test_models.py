@@ -23,6 +23,12 @@ def test_each_architecture_builds_and_takes_a_training_step(name):
     np.testing.assert_allclose(scores.sum(axis=1), 1, rtol=1e-5)
 
 
+def test_the_architectures_built_are_the_ones_named_without_keras():
+    from fer.names import ARCHITECTURE_NAMES
+
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+
+
 def test_unknown_architecture_names_the_choices():
     with pytest.raises(UnknownModelError, match="custom_cnn"):
         build_model("alexnet")
