@@ -105,10 +105,12 @@ def app_zoo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def app_process(app_zoo, tmp_path_factory):
-    """(url, pid) of app.py on a free local port, serving a zoo of two small untrained models."""
+    """(url, pid) of ``app.py --mcp`` on a free local port, serving a zoo of two small untrained models to
+    browsers, API clients and (tests/test_mcp.py) agents: one app start-up (TensorFlow, Gradio) for all three."""
     from benchmarks.load import serve_app
 
-    with serve_app({"FER_ZOO_DIR": str(app_zoo)}, tmp_path_factory.mktemp("log") / "app.log") as served:
+    with serve_app({"FER_ZOO_DIR": str(app_zoo)}, tmp_path_factory.mktemp("log") / "app.log",
+                   args=["--mcp"]) as served:
         yield served
 
 

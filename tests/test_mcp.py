@@ -18,13 +18,9 @@ TOOLS = {"classify_faces", "compare_models", "list_models"}
 
 
 @pytest.fixture(scope="module")
-def mcp_url(app_zoo, tmp_path_factory) -> str:
+def mcp_url(app_server) -> str:
     """The MCP endpoint of ``python app.py --mcp`` serving the test zoo (alpha, beta and their ensemble)."""
-    from benchmarks.load import serve_app
-
-    with serve_app({"FER_ZOO_DIR": str(app_zoo)}, tmp_path_factory.mktemp("log") / "mcp_app.log",
-                   args=["--mcp"]) as (url, _):
-        yield url + "gradio_api/mcp/"
+    return app_server + "gradio_api/mcp/"
 
 
 @asynccontextmanager
