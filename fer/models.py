@@ -116,8 +116,6 @@ def vgg16_bn(dropout: float = 0.5) -> keras.Model:
     return _softmax_head(inputs, layers.GlobalAveragePooling2D(name="pool")(x), dropout, "vgg16_bn")
 
 
-
-
 @dataclass(frozen=True)
 class Architecture:
     """What the rest of the package may know about an architecture, in one place."""
