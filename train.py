@@ -60,7 +60,7 @@ def train(config: TrainConfig, args: argparse.Namespace, argv: list[str]) -> Non
     from fer.training import check_new_run
 
     if not args.resume:  # the mistakes that need no TensorFlow are refused before its start-up (seconds)
-        check_new_run(config, resume=False)
+        check_new_run(config)
         detect_kind(Path(config.data))
     quiet_tensorflow(args.verbose)
     from fer.recipe import run

@@ -272,9 +272,9 @@ def _best_so_far(history_csv: Path) -> float | None:
     return max(values) if values else None
 
 
-def check_new_run(config: TrainConfig, resume: bool) -> None:
-    """Refuse a run that would overwrite another (without ``resume``)."""
-    if (config.run_dir / "config.json").exists() and not resume:
+def check_new_run(config: TrainConfig) -> None:
+    """Refuse a new run where another already is."""
+    if (config.run_dir / "config.json").exists():
         raise TrainingError(f"{config.run_dir} already holds a run: pass --resume to continue it, "
                             "or choose another --name / --output.")
 
@@ -282,7 +282,8 @@ def check_new_run(config: TrainConfig, resume: bool) -> None:
 def prepare_run_dir(config: TrainConfig, resume: bool) -> None:
     run_dir = config.run_dir
     config_path = run_dir / "config.json"
-    check_new_run(config, resume)
+    if not resume:
+        check_new_run(config)
     if not (resume and config_path.exists()):  # on --resume, resumed_config has reconciled the options
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run_config(run_dir, config)

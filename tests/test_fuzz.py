@@ -150,8 +150,9 @@ def test_app_answers_every_kind_as_the_library_does_and_memory_stays_bounded(app
         except Exception as e:  # gradio_client raises AppError with the server's message
             return "error", str(e)
 
-    expected = {name: _library_outcome(recognizer, path.read_bytes()) for name, path in paths.items()}  # deterministic
-    rss = []                                                     # (test_library_gives_a_result_or_a_clear_error_...)
+    # The library's answers are deterministic (test_library_gives_a_result_or_a_clear_error_...): computed once.
+    expected = {name: _library_outcome(recognizer, path.read_bytes()) for name, path in paths.items()}
+    rss = []
     for _ in range(3):
         for name, path in paths.items():
             kind, got = app_outcome(path)
