@@ -22,18 +22,6 @@ needs_fer2013 = pytest.mark.skipif(not (FER2013 / "test").is_dir(),
                                    reason=f"FER-2013 not found at {FER2013} (CI provides ../shared)")
 needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"test photos not found at {PHOTOS}")
 
-# The slowest files first (their --durations on two workers): xdist hands whole files to whichever worker is free,
-# in collection order, so the long ones start at once and short ones fill in at the end (pyproject turns off
-# xdist's own order, by number of tests, which started test_zoo last). Unlisted files run after, in name order.
-SLOWEST_FIRST = ["test_training", "test_device_train", "test_zoo", "test_load", "test_browser", "test_fuzz",
-                 "test_calibration", "test_video", "test_faces", "test_cli", "test_models", "test_inference",
-                 "test_structure", "test_tta_views"]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # a stable sort: each file keeps its order
-
 
 def synthetic_faces(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Noisy 48x48 images whose class is a bright bar at a class-specific height: easy to learn,
