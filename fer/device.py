@@ -368,9 +368,12 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
 
     Stops before an epoch that would end more than ``time_budget`` seconds after ``started`` (judged by
     the longest epoch so far; the first epoch of a command always runs). With ``device_config.fit_epochs``
-    the run plans, after each epoch, as many epochs as fit in what is left of the budget at this command's
-    mean epoch (at most ``config.epochs``), and its learning-rate schedule follows the plan: the report's
-    ``train_config`` holds the plan, ``epochs_asked`` the epochs asked for. The checkpoint and ``out_dir`` are
+    the run plans instead, after each epoch, as many epochs as fit in what is left of the budget at this
+    command's mean epoch (at most ``config.epochs``) and the plan alone ends it (the longest epoch would
+    judge the last planned epoch by another measure and stop one short of the plan); its learning-rate
+    schedule follows the plan: the report's ``train_config`` holds the plan, ``epochs_asked`` the epochs
+    asked for. Its last epoch may end past the budget by what it takes over the mean: the default budget
+    leaves 90 s of the 10-minute limit for that. The checkpoint and ``out_dir`` are
     written at most once every ``save_every`` seconds and when the command ends: on a GPU an epoch takes a
     second or two, and writing hundreds of MB after each would cost more than the epoch.
     """
@@ -407,7 +410,7 @@ def train(config: TrainConfig, device_config: DeviceConfig, pack_dir: Path, out_
                              asked, time_budget)
             if epoch >= planned:
                 break
-            if epoch > first and time.monotonic() - started + longest > time_budget:
+            if epoch > first and not device_config.fit_epochs and time.monotonic() - started + longest > time_budget:
                 log.info("Stopping after epoch %d of %d: another would pass the %.0f s time budget. Run the same "
                          "command with --resume to continue.", epoch, planned, time_budget)
                 break

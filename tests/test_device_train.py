@@ -355,6 +355,9 @@ def test_a_run_fitted_to_its_time_budget_finishes_its_schedule_inside_it(device_
     assert run["epochs_asked"] == 1000 and 1 <= planned < 1000
     assert run["epochs_done"] == planned and f"Finished all {planned} epochs" in output
     assert "Stopping after" not in output  # the plan ended it, not the budget's emergency stop
+    # Its last epoch began with at least a mean epoch left, so it ends inside the budget plus that epoch.
+    seconds = [row["epoch_seconds"] for row in run["history"]]
+    assert sum(seconds) <= 15 + seconds[-1]
 
 
 ZOO_SCRIPT = REPO / "scripts" / "device_zoo.sh"
