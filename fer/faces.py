@@ -186,7 +186,8 @@ def _build_haar():
     return detect
 
 
-def _build_mtcnn():
+def _eager_mtcnn():
+    """mtcnn's own MTCNN with the weights that ship inside the package, its networks called eagerly."""
     from fer.logs import quiet_tensorflow
 
     quiet_tensorflow()  # a no-op when an entry point already imported TensorFlow
@@ -201,9 +202,12 @@ def _build_mtcnn():
     # The weights ship inside the package; named by full path so that a file of the same name in the
     # working directory is never loaded instead (mtcnn looks there first).
     weights = files("mtcnn.assets.weights")
-    mtcnn = MTCNN(stages=[StagePNet(weights=str(weights / "pnet.lz4")), StageRNet(weights=str(weights / "rnet.lz4")),
-                          StageONet(weights=str(weights / "onet.lz4"))])
-    _trace_networks(mtcnn)
+    return MTCNN(stages=[StagePNet(weights=str(weights / "pnet.lz4")), StageRNet(weights=str(weights / "rnet.lz4")),
+                         StageONet(weights=str(weights / "onet.lz4"))])
+
+
+def _build_mtcnn():
+    mtcnn = _trace_networks(_eager_mtcnn())
     threshold = DETECTORS["mtcnn"].min_score
 
     def detect(rgb: np.ndarray, min_side: int) -> list[Detection]:
@@ -219,7 +223,7 @@ def _build_mtcnn():
     return detect
 
 
-def _trace_networks(mtcnn) -> None:
+def _trace_networks(mtcnn):
     """Run each MTCNN stage's network as one traced TensorFlow function, not layer by layer eagerly.
 
     mtcnn 1.0.0 calls its Keras networks eagerly, once per pyramid scale (about 11 for the working size)
@@ -234,6 +238,7 @@ def _trace_networks(mtcnn) -> None:
     for stage, side in zip(mtcnn.stages, (12, 24, 48), strict=True):
         stage._model = tf.function(stage._model, input_signature=signature)
         stage._model(tf.zeros([1, side, side, 3]))
+    return mtcnn
 
 
 DETECTORS: dict[str, DetectorSpec] = {

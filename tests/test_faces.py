@@ -229,19 +229,14 @@ def test_faces_are_numbered_in_reading_order():
 
 
 def test_mtcnn_runs_traced_networks_with_the_same_boxes_scores_and_eyes_as_eager_mtcnn():
-    from importlib.resources import files
-
     from mtcnn import MTCNN
-    from mtcnn.stages import StageONet, StagePNet, StageRNet
 
-    from fer.faces import load_detector
+    from fer.faces import _eager_mtcnn, load_detector
 
     detect = load_detector("mtcnn")
     traced = next(c.cell_contents for c in detect.__closure__ if isinstance(c.cell_contents, MTCNN))
     assert all(hasattr(stage.model, "get_concrete_function") for stage in traced.stages)
-    weights = files("mtcnn.assets.weights")
-    eager = MTCNN(stages=[StagePNet(weights=str(weights / "pnet.lz4")), StageRNet(weights=str(weights / "rnet.lz4")),
-                          StageONet(weights=str(weights / "onet.lz4"))])
+    eager = _eager_mtcnn()
     for name in ("fer2013_test_3_fear_disgust_happy_neutral.jpg", "fer2013_test_1_happy_surprise.jpg"):
         rgb = decode_image(REPO / "examples" / name)
         ours, theirs = traced.detect_faces(rgb), eager.detect_faces(rgb)
