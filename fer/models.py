@@ -264,9 +264,17 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
 
 
 def traced_inference(model: keras.Model):
-    """``x -> model(x, training=False)`` as a traced TensorFlow function: much cheaper per call than
-    ``model.predict``."""
+    """``x -> model(x, training=False)`` as one traced TensorFlow graph with the weights frozen into it:
+    much cheaper per call than ``model.predict``, and cheaper than the traced call on the variables.
+
+    Freezing turns the variables into constants, so TensorFlow's graph optimizer folds each batch
+    normalization into the convolution before it and drops the variable reads: on this project's CPU a
+    face (batch of one) scores 1.4-1.8x faster, with scores equal to about 1e-7 (tests/test_models.py).
+    It costs a few seconds once per model, at load. ``convert_variables_to_constants_v2`` is the freezing
+    step TensorFlow's own TFLite converter uses.
+    """
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     # One trace for any batch; no Python control flow to convert, so no AutoGraph (whose source
     # inspection of this closure only logs a warning).
@@ -274,4 +282,10 @@ def traced_inference(model: keras.Model):
     def infer(x):
         return model(x, training=False)
 
-    return infer
+    frozen = convert_variables_to_constants_v2(infer.get_concrete_function())
+
+    def call(x) -> tf.Tensor:
+        (probs,) = frozen(tf.convert_to_tensor(x, tf.float32))
+        return probs
+
+    return call

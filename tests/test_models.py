@@ -64,3 +64,23 @@ def test_shift_tta_averages_ten_views_and_round_trips_through_a_file(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
     assert with_tta(model, "none") is model
+
+
+@pytest.mark.parametrize("name", ["custom_cnn", "resnet50v2"])
+def test_traced_inference_freezes_the_weights_and_scores_like_the_keras_model(name):
+    from fer.models import traced_inference
+
+    rng = np.random.default_rng(3)
+    model = build_model(name)
+    for layer in model.layers:  # statistics a trained network has, so that folding them has something to fold
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mean, variance = layer.moving_mean, layer.moving_variance
+            mean.assign(rng.normal(0, 0.5, mean.shape).astype("float32"))
+            variance.assign(rng.uniform(0.5, 2.0, variance.shape).astype("float32"))
+    tta = with_tta(model, "flip_shift")
+    infer = traced_inference(tta)
+    for n in (1, 4):
+        x = rng.integers(0, 256, (n, 48, 48, 1)).astype("float32")
+        np.testing.assert_allclose(np.asarray(infer(x)), np.asarray(tta(x, training=False)), rtol=1e-4, atol=1e-6)
+    model.layers[-1].kernel.assign(np.zeros(model.layers[-1].kernel.shape, "float32"))
+    assert not np.allclose(np.asarray(tta(x, training=False)), np.asarray(infer(x)))  # a snapshot, not live weights
