@@ -268,10 +268,10 @@ def traced_inference(model: keras.Model):
     much cheaper per call than ``model.predict``, and cheaper than the traced call on the variables.
 
     Freezing turns the variables into constants, so TensorFlow's graph optimizer folds each batch
-    normalization into the convolution before it and drops the variable reads: on this project's CPU a
-    face (batch of one) scores 1.4-1.8x faster, with scores equal to about 1e-7 (tests/test_models.py).
-    It costs a few seconds once per model, at load. ``convert_variables_to_constants_v2`` is the freezing
-    step TensorFlow's own TFLite converter uses.
+    normalization into the convolution before it and drops the variable reads; the scores stay equal to
+    about 1e-7 (tests/test_models.py). The README's Speed section has what it saved end to end, and what it
+    costs: a few seconds once per model, at load. ``convert_variables_to_constants_v2`` (not in
+    TensorFlow's public namespace) is the freezing step TensorFlow's own TFLite converter uses.
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
