@@ -129,7 +129,7 @@ def _predict(args: argparse.Namespace) -> int:
     names, load = zoo_request(args.model)
     images = _expand_images(args.images)
     quiet_tensorflow(args.verbose)
-    recognizer = Recognizer.from_zoo(names=load)
+    recognizer = Recognizer.from_zoo(names=load, freeze=False)  # one command: freezing costs more than it saves
     models = recognizer.resolve(names)
     if args.out:
         return _predict_to_csv(recognizer, images, models, args.whole_image, args.detector, args.out)

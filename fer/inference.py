@@ -117,10 +117,12 @@ def zoo_request(models: str | list[str] | None, zoo_dir: Path | None = None) -> 
 class Recognizer:
     """Scores faces with loaded Keras models; models load once, at construction. ``calibrations`` (by model
     name, ``ensemble`` included) give the uncertain thresholds; a model without one is never called
-    uncertain (its faces' ``uncertain`` is None)."""
+    uncertain (its faces' ``uncertain`` is None). ``freeze`` (fer.models.traced_inference) makes every later
+    face cheaper for a few seconds per model now: right for a server or a long video, not for a one-shot
+    command."""
 
     def __init__(self, models: dict[str, object], calibrations: dict[str, Calibration | None] | None = None,
-                 ensemble_members: list[str] | None = None):
+                 ensemble_members: list[str] | None = None, freeze: bool = True):
         if not models:
             raise UnknownModelError("No models to load: train one with train.py or check model_zoo/.")
         from fer.models import traced_inference  # Keras loads with the models, not with this module
@@ -128,11 +130,12 @@ class Recognizer:
         self.models = dict(models)
         self.calibrations = dict(calibrations or {})
         self.ensemble_members = [n for n in self.models if ensemble_members is None or n in ensemble_members]
-        self._fns = {name: traced_inference(m) for name, m in self.models.items()}
-        self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # trace once now
+        self._fns = {name: traced_inference(m, freeze) for name, m in self.models.items()}
+        self.score_crops(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), list(self.models))  # warm once now
 
     @classmethod
-    def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None) -> "Recognizer":
+    def from_zoo(cls, zoo_dir: Path | None = None, names: list[str] | None = None,
+                 freeze: bool = True) -> "Recognizer":
         from fer.zoo import available_models, ensemble_record, load_model, read_calibration
 
         wanted = names or available_models(zoo_dir)  # models only the manifest names come from the Hub
@@ -143,7 +146,7 @@ class Recognizer:
             record = ensemble_record(zoo_dir)  # the members chosen on validation, when all of them are loaded
             chosen = list(record["members"]) if record and set(record["members"]) <= set(wanted) else None
             calibrations[ENSEMBLE] = record["calibration"] if chosen else None
-        return cls(models, calibrations, chosen)
+        return cls(models, calibrations, chosen, freeze)
 
     @property
     def has_ensemble(self) -> bool:

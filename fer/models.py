@@ -263,9 +263,10 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
-def traced_inference(model: keras.Model):
-    """``x -> model(x, training=False)`` as one traced TensorFlow graph with the weights frozen into it:
-    much cheaper per call than ``model.predict``, and cheaper than the traced call on the variables.
+def traced_inference(model: keras.Model, freeze: bool = True):
+    """``x -> model(x, training=False)`` as one traced TensorFlow graph, with ``freeze`` the weights frozen
+    into it: much cheaper per call than ``model.predict``, and frozen cheaper than the traced call on the
+    variables.
 
     Freezing turns the variables into constants, so TensorFlow's graph optimizer folds each batch
     normalization into the convolution before it and drops the variable reads; the scores stay equal to
@@ -282,6 +283,8 @@ def traced_inference(model: keras.Model):
     def infer(x):
         return model(x, training=False)
 
+    if not freeze:
+        return infer
     frozen = convert_variables_to_constants_v2(infer.get_concrete_function())
 
     def call(x) -> tf.Tensor:

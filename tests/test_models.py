@@ -84,3 +84,5 @@ def test_traced_inference_freezes_the_weights_and_scores_like_the_keras_model(na
         np.testing.assert_allclose(np.asarray(infer(x)), np.asarray(tta(x, training=False)), rtol=1e-4, atol=1e-6)
     model.layers[-1].kernel.assign(np.zeros(model.layers[-1].kernel.shape, "float32"))
     assert not np.allclose(np.asarray(tta(x, training=False)), np.asarray(infer(x)))  # a snapshot, not live weights
+    live = traced_inference(tta, freeze=False)  # what a one-shot command uses: no freezing cost
+    np.testing.assert_allclose(np.asarray(live(x)), np.asarray(tta(x, training=False)), rtol=1e-4, atol=1e-6)
