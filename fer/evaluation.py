@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def score_calibrated(model: str, images: np.ndarray, zoo_dir: Path | None = None
                                 {**{name: m.temperature for name, m in zip(names, members)}, ENSEMBLE: temperature},
                                 ensemble, ensemble is not None and all(m.fitted for m in members))
     calibration = read_calibration(model, zoo_dir)
+    started = time.perf_counter()
     raw = predict_scores(load_model(model, zoo_dir, calibrated=False), images)
+    log.info("Scored %d faces with %s in %.0f s", len(images), model, time.perf_counter() - started)
     if calibration is None:
         log.warning("%s has no fitted temperature: its scores are used as they are (T = 1).", model)
         return CalibratedScores(raw, raw, 1.0, None, False)

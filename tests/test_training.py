@@ -316,7 +316,7 @@ def test_pipeline_carries_soft_targets_through_oversampling():
         np.testing.assert_allclose(np.asarray(yb)[:len(y)], soft, rtol=1e-6)
 
 
-def test_distillation_mixes_the_teachers_calibrated_scores_with_the_labels(app_zoo, tmp_path):
+def test_distillation_mixes_the_teachers_calibrated_scores_with_the_labels(app_zoo, tmp_path, caplog):
     """--teacher: targets = w * teacher's calibrated scores + (1 - w) * one-hot label, scored once per run; a
     run with a teacher trains; an unknown teacher or a share outside [0, 1] is refused before anything starts."""
     from fer.evaluation import score_calibrated
@@ -345,8 +345,14 @@ def test_distillation_mixes_the_teachers_calibrated_scores_with_the_labels(app_z
                            distill_weight=1.0)
     ensemble.validate()
     ensemble.run_dir.mkdir()
-    np.testing.assert_allclose(distillation_targets(ensemble, dataset.train),
-                               score_calibrated("ensemble", dataset.train.images, app_zoo).calibrated, atol=1e-5)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fer.evaluation"):
+        soft = distillation_targets(ensemble, dataset.train)
+    scored = [m.rsplit(" in ", 1) for m in caplog.messages if m.startswith("Scored")]  # the long scoring reports
+    faces = len(dataset.train.labels)
+    assert [m for m, _ in scored] == [f"Scored {faces} faces with {name}" for name in ("alpha", "beta")]
+    assert all(seconds.removesuffix(" s").isdigit() for _, seconds in scored)  # each member, with its time
+    np.testing.assert_allclose(soft, score_calibrated("ensemble", dataset.train.images, app_zoo).calibrated, atol=1e-5)
     with pytest.raises(FerError, match="No model named 'gamma'"):
         TrainConfig(teacher="gamma", teacher_zoo=str(app_zoo)).validate()
     with pytest.raises(ConfigError, match="between 0 and 1"):
