@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fer.ensemble import ENSEMBLE, combine  # noqa: E402
 from fer.labels import EMOTIONS  # noqa: E402
 
 OFFSETS = np.round(np.arange(-1.0, 1.0001, 0.05), 2)
@@ -87,7 +88,7 @@ def cross_validate(fit: Callable, apply: Callable, baseline: Callable, labels: n
 def rows(members: dict[str, np.ndarray], labels: np.ndarray, repeats: int, floor: float) -> list[str]:
     """The markdown rows: every lever on every model it applies to."""
     stacked = np.stack(list(members.values()))
-    models = {**members, "ensemble": stacked.mean(0)}
+    models = {**members, ENSEMBLE: np.asarray(combine(stacked))}  # the ensemble as fer.ensemble defines it
     out = []
 
     def row(lever: str, model: str, result) -> None:
@@ -96,10 +97,10 @@ def rows(members: dict[str, np.ndarray], labels: np.ndarray, repeats: int, floor
                    f"{gains.max():+.2f} | {before.mean():.3f} | {after.mean():.3f} |")
 
     def equal_mean(held):
-        return stacked[:, held].mean(0).argmax(1)
+        return models[ENSEMBLE][held].argmax(1)
 
     for log in (False, True):
-        row(f"member weights ({'log-' if log else ''}probabilities)", "ensemble", cross_validate(
+        row(f"member weights ({'log-' if log else ''}probabilities)", ENSEMBLE, cross_validate(
             lambda fit_on, log=log: fit_weights(stacked[:, fit_on], labels[fit_on], log),
             lambda w, held, log=log: weighted(stacked[:, held], w, log).argmax(1), equal_mean, labels, repeats))
     for name, scores in models.items():
@@ -128,9 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     val_fraction, seed = common_validation_slice([e for e in list_entries(args.zoo_dir) if e.name in names])
     val = load_dataset(args.data, val_fraction=val_fraction, seed=seed).val
     members = {name: score_calibrated(name, val.images, args.zoo_dir).calibrated for name in names}
+    ensemble = np.asarray(combine(np.stack(list(members.values()))))
     print(f"Validation slice: {len(val.labels)} faces; accuracy as shipped: "
           + ", ".join(f"{n} {(s.argmax(1) == val.labels).mean():.4f}" for n, s in members.items())
-          + f", equal mean {(np.mean(list(members.values()), 0).argmax(1) == val.labels).mean():.4f}\n")
+          + f", equal mean {(ensemble.argmax(1) == val.labels).mean():.4f}\n")
     print("| lever | model | held-out accuracy change, points (mean ± sd) | range | lowest recall as shipped "
           "| lowest recall with the lever |")
     print("|---|---|---|---|---|---|")
