@@ -436,3 +436,22 @@ def test_average_last_ships_the_better_of_the_mean_and_the_best_epoch_on_validat
     assert f"{scores['average']:.4f} for the mean" in note and ("not the mean" in note) == (record["chosen"] != "average")
     with pytest.raises(ConfigError, match="--average-last"):
         TrainConfig(epochs=3, average_last=4).validate()
+
+
+def test_a_run_logging_to_a_file_reports_each_tenth_of_an_epoch_with_the_time_left(caplog):
+    from fer.training import _progress_log_class
+
+    def run_epoch(every):
+        progress = _progress_log_class()(epochs=3, batch_size=64, every=every)
+        progress.set_params({"steps": 20, "epochs": 3})
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="fer.training"):
+            progress.on_epoch_begin(1)
+            for step in range(20):
+                progress.on_train_batch_end(step)
+        return caplog.messages
+
+    lines = run_epoch(every=0)
+    assert [int(m.split(": ")[1].split("%")[0]) for m in lines] == list(range(10, 100, 10))  # not at 100%: Keras's
+    assert lines[0].startswith("Epoch 2/3: 10% (2/20 steps) in ") and "faces/s, about " in lines[0]  # epoch line
+    assert run_epoch(every=3600) == [], "at most one line per `every` seconds: a fast epoch must not flood the log"
