@@ -464,6 +464,8 @@ def _progress_log_class():
         at each tenth of an epoch, with the faces per second and the time left, at most one per ``every``
         seconds. An epoch of ResNet50V2 takes 10-40 minutes on CPU; without this the log is silent meanwhile."""
 
+        async_safe = True  # reads no logs (no values from the device), so JAX's asynchronous dispatch stays on
+
         def __init__(self, epochs: int, batch_size: int, every: float = 60.0):
             super().__init__()
             self.epochs, self.batch_size, self.every = epochs, batch_size, every
