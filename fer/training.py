@@ -466,9 +466,9 @@ def _progress_log_class():
 
         async_safe = True  # reads no logs (no values from the device), so JAX's asynchronous dispatch stays on
 
-        def __init__(self, epochs: int, batch_size: int, every: float = 60.0):
+        def __init__(self, batch_size: int, every: float = 60.0):
             super().__init__()
-            self.epochs, self.batch_size, self.every = epochs, batch_size, every
+            self.batch_size, self.every = batch_size, every
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch, self.start = epoch, time.time()
@@ -480,7 +480,7 @@ def _progress_log_class():
                 return
             self.tenth, self.last, elapsed = done * 10 // steps, now, now - self.start
             log.info("Epoch %d/%d: %d%% (%d/%d steps) in %s, %.0f faces/s, about %s to go", self.epoch + 1,
-                     self.epochs, 100 * done // steps, done, steps, _minutes(elapsed),
+                     self.params["epochs"], 100 * done // steps, done, steps, _minutes(elapsed),
                      done * self.batch_size / elapsed, _minutes(elapsed * (steps - done) / done))
 
     return ProgressLog
@@ -678,7 +678,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
         )
     callbacks = [EpochTimer()]
     if not sys.stdout.isatty():  # Keras's progress bar is for a terminal; a log file gets a line per tenth
-        callbacks.append(_progress_log_class()(config.epochs, config.batch_size))
+        callbacks.append(_progress_log_class()(config.batch_size))
     if config.average_last:  # before the backup: an epoch the backup holds is always in the mean
         callbacks.append(_weight_averager_class()(run_dir / AVERAGE_FILE, config.epochs - config.average_last))
     callbacks += [

@@ -442,7 +442,7 @@ def test_a_run_logging_to_a_file_reports_each_tenth_of_an_epoch_with_the_time_le
     from fer.training import _progress_log_class
 
     def run_epoch(every):
-        progress = _progress_log_class()(epochs=3, batch_size=64, every=every)
+        progress = _progress_log_class()(batch_size=64, every=every)
         progress.set_params({"steps": 20, "epochs": 3})
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="fer.training"):
