@@ -95,13 +95,27 @@ def test_python_pipeline_for_backends_without_tensorflow_augments_and_trains():
         make_dataset(x, y, 32, pipeline="torch")
 
 
-def test_resume_of_a_run_copied_without_its_backup(tmp_path):
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+    """(output folder, data) of a finished two-epoch custom_cnn run, for the resume tests to copy."""
+    output, data = tmp_path_factory.mktemp("two_epochs"), _dataset(10, 4)
+    fit(TrainConfig(output=str(output), epochs=2, batch_size=32, warmup_epochs=0), data)
+    return output, data
+
+
+def _copy_of(two_epoch_run, tmp_path):
+    import shutil
+
+    output, data = two_epoch_run
+    shutil.copytree(output, tmp_path, dirs_exist_ok=True)
+    return TrainConfig(output=str(tmp_path), epochs=2, batch_size=32, warmup_epochs=0), data
+
+
+def test_resume_of_a_run_copied_without_its_backup(two_epoch_run, tmp_path):
     """A finished run copied from another machine (no backup/) exports as it is; an unfinished one is refused."""
     import shutil
 
-    data = _dataset(10, 4)
-    config = TrainConfig(output=str(tmp_path), epochs=2, batch_size=32, warmup_epochs=0)
-    fit(config, data)
+    config, data = _copy_of(two_epoch_run, tmp_path)
     run_dir = tmp_path / "custom_cnn"
     assert (run_dir / "hardware.txt").read_text().strip().endswith(("CPU", "GPU", "GPUs"))
     shutil.rmtree(run_dir / "backup")
@@ -150,13 +164,13 @@ def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_
 
     # The same run again without --resume is refused; with --resume it continues under the saved config,
     # but an export location given now is where the entry goes (training options given now are not taken).
-    # (The resume in this process: train.py runs main() as this does, without a second TensorFlow start-up.)
-    again = _train(args, tmp_path)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    # (Both in this process: train.py runs main() as this does, without a second TensorFlow start-up.)
     import train
 
-    elsewhere = tmp_path / "zoo2"
     monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert train.main(args) == 2 and "--resume" in capsys.readouterr().err
+    elsewhere = tmp_path / "zoo2"
     caplog.set_level(logging.INFO, logger="fer")
     assert train.main([*args, "--resume", "--zoo-dir", str(elsewhere), "--lr", "1"]) == 0
     assert (elsewhere / "tiny" / "model.keras").is_file(), "--zoo-dir given on --resume was ignored"
@@ -166,10 +180,8 @@ def test_train_py_end_to_end_writes_an_entry_that_loads_and_evaluates(synthetic_
     assert "Exported zoo entry" in caplog.text
 
 
-def test_resume_continues_from_the_last_epoch(tmp_path):
-    data = _dataset(10, 4)
-    config = TrainConfig(output=str(tmp_path), epochs=2, batch_size=32, warmup_epochs=0)
-    fit(config, data)
+def test_resume_continues_from_the_last_epoch(two_epoch_run, tmp_path):
+    config, data = _copy_of(two_epoch_run, tmp_path)
     config.epochs = 3
     fit(config, data, resume=True)
     with open(tmp_path / "custom_cnn" / "history.csv") as f:
@@ -228,7 +240,7 @@ def test_the_stream_seed_changes_the_batches():
     assert 0 <= stream_seed(7, "c" * 64, 9) < 2 ** 31
 
 
-def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
+def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path, monkeypatch):
     import os
     import signal
     import time
@@ -238,11 +250,11 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     x, y = synthetic_faces(120, seed=3)
     write_tree(tmp_path / "data" / "train", x, y)
     write_tree(tmp_path / "data" / "test", x[::10], y[::10])
-    args = [sys.executable, str(REPO / "train.py"), "--data", str(tmp_path / "data"), "--epochs", "4",
-            "--batch-size", "16", "--output", str(tmp_path / "runs"), "--zoo-dir", str(tmp_path / "zoo"),
-            "--name", "killed", "--tta", "none"]
+    args = ["--data", str(tmp_path / "data"), "--epochs", "4", "--batch-size", "16", "--output",
+            str(tmp_path / "runs"), "--zoo-dir", str(tmp_path / "zoo"), "--name", "killed", "--tta", "none"]
     history = tmp_path / "runs" / "killed" / "history.csv"
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 2):
         time.sleep(0.2)
@@ -253,8 +265,11 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_epoch(tmp_path):
     done_before = len(history.read_text().splitlines()) - 1
     assert 1 <= done_before < 4
 
-    resumed = subprocess.run([*args, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The resume in this process: train.py runs main() as this does, without a second TensorFlow start-up.
+    import train
+
+    monkeypatch.chdir(tmp_path)
+    assert train.main([*args, "--resume"]) == 0
     with open(history) as f:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     assert epochs == [0, 1, 2, 3], f"resume must finish the planned epochs once each, got {epochs}"

@@ -177,31 +177,41 @@ def test_a_clip_without_faces_is_a_clear_error(tmp_path, recognizer):
         analyze_video(clip, recognizer)
 
 
-def _fer(*args, zoo):
-    return subprocess.run([sys.executable, "-m", "fer", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "FER_ZOO_DIR": str(zoo)}, timeout=300)
+@pytest.fixture
+def fer_command(app_zoo, monkeypatch, capsys):
+    """``python -m fer ARGS`` on the test zoo, in this process (python -m fer runs main() as this does): its exit
+    status and what it printed."""
+    from fer.cli import main
+
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
+
+    def run(*args: str):
+        capsys.readouterr()
+        status = main(list(args))
+        return status, capsys.readouterr()
+    return run
 
 
 @needs_photos
-def test_cli_writes_csv_summary_timelines_and_annotated_video(cut_clip, app_zoo, tmp_path):
-    out = _fer("video", str(cut_clip), "--model", "alpha", "--fps", "5", "--out", str(tmp_path / "out"), "--annotate",
-               zoo=app_zoo)
-    assert out.returncode == 0, out.stderr[-2000:]
+def test_cli_writes_csv_summary_timelines_and_annotated_video(cut_clip, fer_command, tmp_path):
+    status, out = fer_command("video", str(cut_clip), "--model", "alpha", "--fps", "5", "--out", str(tmp_path / "out"),
+                              "--annotate")
+    assert status == 0, out.err[-2000:]
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == {"faces.csv", "summary.json", "timeline_face_1.png", "timeline_face_2.png", "annotated.webm"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames_sampled"] == 10 and summary["model"] == "alpha" and summary["detector"] == "haar"
     assert [f["face_id"] for f in summary["faces"]] == [1, 2] and all(f["dominant"] in EMOTIONS for f in summary["faces"])
-    assert "Face 1:" in out.stdout and "Face 2:" in out.stdout
+    assert "Face 1:" in out.out and "Face 2:" in out.out
     assert probe_video(tmp_path / "out" / "annotated.webm").frame_count in (0, 50)  # WebM may not state a count
     assert len(list(read_frames(tmp_path / "out" / "annotated.webm"))) == 50
 
 
-def test_cli_reports_a_corrupt_clip_in_one_line(app_zoo, tmp_path):
+def test_cli_reports_a_corrupt_clip_in_one_line(fer_command, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
-    out = _fer("video", str(bad), zoo=app_zoo)
-    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: bad.mp4 is not a readable video")
+    status, out = fer_command("video", str(bad))
+    assert status == 2 and out.err.strip().splitlines()[-1].startswith("error: bad.mp4 is not a readable video")
 
 
 @needs_photos
