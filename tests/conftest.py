@@ -103,6 +103,21 @@ def app_zoo(tmp_path_factory):
     return root / "zoo"
 
 
+@pytest.fixture
+def fer_command(app_zoo, monkeypatch, capsys):
+    """``python -m fer ARGS`` on the test zoo, in this process (python -m fer runs main() as this does, and no
+    TensorFlow start-up is paid again): its exit status and what it printed."""
+    from fer.cli import main
+
+    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
+
+    def run(*args: str):
+        capsys.readouterr()
+        status = main(list(args))
+        return status, capsys.readouterr()
+    return run
+
+
 @pytest.fixture(scope="session")
 def app_process(app_zoo, tmp_path_factory):
     """(url, pid) of ``app.py --mcp`` on a free local port, serving a zoo of two small untrained models to

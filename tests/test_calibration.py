@@ -360,7 +360,7 @@ def test_an_entry_without_a_temperature_loads_with_t_1_and_says_so(app_zoo, capl
 # --- one temperature, applied identically everywhere ---------------------------------------------------------
 
 
-def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, app_server, monkeypatch, capsys):
+def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, app_server, fer_command):
     from gradio_client import Client, handle_file
 
     from fer.faces import crop_face, detect_faces, load_image, reading_order
@@ -380,10 +380,9 @@ def test_the_temperature_is_applied_identically_by_library_cli_and_api(app_zoo, 
     np.testing.assert_allclose(np.array([[f.scores["ensemble"][e] for e in EMOTIONS] for f in library.faces]),
                                (served + beta) / 2, atol=1e-6, err_msg="the ensemble averages calibrated members")
 
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
-    capsys.readouterr()
-    assert main(["predict", str(EXAMPLE), "--model", "all", "--json"]) == 0
-    cli_faces = json.loads(capsys.readouterr().out)[0]["faces"]
+    status, printed = fer_command("predict", str(EXAMPLE), "--model", "all", "--json")
+    assert status == 0, printed.err[-2000:]
+    cli_faces = json.loads(printed.out)[0]["faces"]
     api_faces = Client(app_server, verbose=False).predict(handle_file(str(EXAMPLE)), "alpha", api_name="/predict")
     for want, from_cli, from_api in zip(library.faces, cli_faces, api_faces, strict=True):
         for emotion in EMOTIONS:

@@ -17,14 +17,12 @@ def _fer(*args, zoo, then_print: str | None = None):
 
 
 @needs_photos
-def test_predict_json_lists_faces_per_image_and_reports_bad_files(app_zoo, tmp_path, monkeypatch, capsys):
-    from fer.cli import main
-
+def test_predict_json_lists_faces_per_image_and_reports_bad_files(fer_command, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
-    assert main(["predict", str(PHOTOS / "couple.jpg"), str(bad), "--model", "all", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)  # stdout is one JSON document
+    status, out = fer_command("predict", str(PHOTOS / "couple.jpg"), str(bad), "--model", "all", "--json")
+    assert status == 0, out.err[-2000:]
+    results = json.loads(out.out)  # stdout is one JSON document
     assert [r["image"] for r in results] == [str(PHOTOS / "couple.jpg"), str(bad)]
     faces = results[0]["faces"]
     assert len(faces) == 2
@@ -57,20 +55,19 @@ def test_unknown_detector_is_a_clear_error_listing_the_detectors(app_zoo):
 
 
 @needs_photos
-def test_only_the_models_asked_for_load(app_zoo, monkeypatch, capsys):
+def test_only_the_models_asked_for_load(fer_command, monkeypatch):
     import fer.zoo
-    from fer.cli import main
 
     loaded, real = [], fer.zoo.load_model
     monkeypatch.setattr(fer.zoo, "load_model", lambda name, *a, **k: loaded.append(name) or real(name, *a, **k))
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
     photo = str(PHOTOS / "couple.jpg")
-    assert main(["predict", photo, "--model", "beta", "--json", "--detector", "haar"]) == 0
-    (item,) = json.loads(capsys.readouterr().out)
-    assert loaded == ["beta"] and [set(face["scores"]) for face in item["faces"]] == [{"beta"}, {"beta"}]
+    status, out = fer_command("predict", photo, "--model", "beta", "--json", "--detector", "haar")
+    (item,) = json.loads(out.out)
+    assert status == 0 and loaded == ["beta"] and [set(face["scores"]) for face in item["faces"]] == [{"beta"}, {"beta"}]
     loaded.clear()
-    assert main(["predict", photo, "--model", "ensemble", "--json", "--detector", "haar"]) == 0
-    (item,) = json.loads(capsys.readouterr().out)
+    status, out = fer_command("predict", photo, "--model", "ensemble", "--json", "--detector", "haar")
+    (item,) = json.loads(out.out)
+    assert status == 0
     assert sorted(loaded) == ["alpha", "beta"] and set(item["faces"][0]["scores"]) == {"ensemble"}
 
 
@@ -91,12 +88,10 @@ def test_the_detector_is_chosen_and_recorded(app_zoo):
 
 
 @needs_photos
-def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path, monkeypatch, caplog):
+def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(fer_command, tmp_path, caplog):
     import csv
     import logging
     import shutil
-
-    from fer.cli import main
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -104,10 +99,9 @@ def test_predict_a_folder_to_csv_skips_bad_files_and_resumes(app_zoo, tmp_path, 
         shutil.copy(PHOTOS / name, folder / name)
     (folder / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "results.csv"
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))  # in this process: python -m fer runs main() as this does
     caplog.set_level(logging.INFO, logger="fer")
-    assert main(["predict", str(folder / "couple.jpg"), "--model", "alpha", "--out", str(out)]) == 0
-    assert main(["predict", str(folder), "--model", "all", "--out", str(out)]) == 0
+    assert fer_command("predict", str(folder / "couple.jpg"), "--model", "alpha", "--out", str(out))[0] == 0
+    assert fer_command("predict", str(folder), "--model", "all", "--out", str(out))[0] == 0
     assert f"Resuming {out}: 1 images done, 2 to go" in caplog.text
     with open(out) as f:
         rows = list(csv.DictReader(f))

@@ -6,22 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_faces
-from fer.cli import main
 
 
-@pytest.fixture
-def zoo_env(app_zoo, monkeypatch):
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
-    return app_zoo
-
-
-def test_export_keeps_scores_and_evaluate_reads_tflite(zoo_env, synthetic_folders, tmp_path, capsys):
+def test_export_keeps_scores_and_evaluate_reads_tflite(fer_command, synthetic_folders, tmp_path):
     from fer.lite import LiteModel
     from fer.zoo import load_model
 
     out = tmp_path / "alpha.tflite"
-    assert main(["zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out)]) == 0
-    report = json.loads(capsys.readouterr().out)
+    status, printed = fer_command("zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out))
+    assert status == 0, printed.err[-2000:]
+    report = json.loads(printed.out)
     assert report["tflite_accuracy"] == report["keras_accuracy"] and report["validation_faces"] == 28
 
     faces = synthetic_faces(3, seed=5)[0][..., None].astype(np.float32)
@@ -29,10 +23,12 @@ def test_export_keeps_scores_and_evaluate_reads_tflite(zoo_env, synthetic_folder
     assert isinstance(lite, LiteModel)
     np.testing.assert_allclose(lite(faces), load_model("alpha").predict(faces, verbose=0), atol=1e-5)
 
-    assert main(["evaluate", "--model", str(out), "--data", str(synthetic_folders), "--json"]) == 0
-    lite_result = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", "--model", "alpha", "--data", str(synthetic_folders), "--json"]) == 0
-    keras_result = json.loads(capsys.readouterr().out)
+    results = {}
+    for model in (str(out), "alpha"):
+        status, printed = fer_command("evaluate", "--model", model, "--data", str(synthetic_folders), "--json")
+        assert status == 0, printed.err[-2000:]
+        results[model] = json.loads(printed.out)
+    lite_result, keras_result = results[str(out)], results["alpha"]
     lite_calibration, keras_calibration = lite_result.pop("calibration"), keras_result.pop("calibration")
     assert lite_result == keras_result
     # The export is of the calibrated model: its scores, taken as they are, are alpha's calibrated ones.
@@ -41,12 +37,11 @@ def test_export_keeps_scores_and_evaluate_reads_tflite(zoo_env, synthetic_folder
         assert lite_calibration["raw"][metric] == pytest.approx(keras_calibration["calibrated"][metric], abs=1e-5)
 
 
-def test_an_export_that_moves_accuracy_is_refused_and_removed(zoo_env, synthetic_folders, tmp_path, monkeypatch,
-                                                               capsys):
+def test_an_export_that_moves_accuracy_is_refused_and_removed(fer_command, synthetic_folders, tmp_path, monkeypatch):
     import fer.lite
 
     monkeypatch.setattr(fer.lite, "MAX_ACCURACY_DROP", -1.0)  # any export now counts as moving accuracy
     out = tmp_path / "alpha.tflite"
-    assert main(["zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out)]) == 2
-    assert "not kept" in capsys.readouterr().err
+    status, printed = fer_command("zoo", "export-tflite", "alpha", "--data", str(synthetic_folders), "--out", str(out))
+    assert status == 2 and "not kept" in printed.err
     assert not out.exists()

@@ -177,21 +177,6 @@ def test_a_clip_without_faces_is_a_clear_error(tmp_path, recognizer):
         analyze_video(clip, recognizer)
 
 
-@pytest.fixture
-def fer_command(app_zoo, monkeypatch, capsys):
-    """``python -m fer ARGS`` on the test zoo, in this process (python -m fer runs main() as this does): its exit
-    status and what it printed."""
-    from fer.cli import main
-
-    monkeypatch.setenv("FER_ZOO_DIR", str(app_zoo))
-
-    def run(*args: str):
-        capsys.readouterr()
-        status = main(list(args))
-        return status, capsys.readouterr()
-    return run
-
-
 @needs_photos
 def test_cli_writes_csv_summary_timelines_and_annotated_video(cut_clip, fer_command, tmp_path):
     status, out = fer_command("video", str(cut_clip), "--model", "alpha", "--fps", "5", "--out", str(tmp_path / "out"),
