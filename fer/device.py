@@ -44,6 +44,7 @@ UNSUPPORTED = {  # TrainConfig options the device trainer leaves at their defaul
     "logical_cpus": "the device trainer uses one accelerator",
     "teacher": "the pack carries no teacher scores (distil with train.py)",
     "average_last": "weight averaging is trained here (train.py --average-last)",
+    "soup": "a soup mixes a weight average with a warm restart's start, both trained here (train.py --soup)",
 }
 
 

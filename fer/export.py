@@ -34,6 +34,7 @@ from fer.training import (
     AFTER_TRAINING,
     AVERAGE_RECORD,
     HARDWARE_FILE,
+    KEPT,
     LOCATIONS,
     TrainConfig,
     command_line,
@@ -403,8 +404,8 @@ def _reproduce_model(config, metrics: dict) -> str:
     for k, cycle in enumerate(cycles, 1):
         configs.append(TrainConfig.from_dict({**cycle["config"], "name": f"{config.run_name}_cycle{k}",
                                               "init_from": init_from, "export": False}))
-        kept = "average" if cycle.get("weight_average", {}).get("chosen") == "average" else "best"
-        init_from = f"runs/{configs[-1].run_name}/{kept}.keras"
+        kept = KEPT.get(cycle.get("weight_average", {}).get("chosen", "best_epoch"), KEPT["best_epoch"])
+        init_from = f"runs/{configs[-1].run_name}/{kept}"
     configs.append(TrainConfig.from_dict({**config.to_dict(), "init_from": init_from}))
     commands = "\n".join(command_line(c, data="PATH/TO/fer2013") for c in configs)
     return f"""Reproduce the model: {len(configs)} cycles, each after the first a warm restart from the weights
@@ -449,9 +450,11 @@ def average_note(metrics: dict) -> str:
     if not (average := metrics.get("weight_average")):
         return ""
     scores, epochs = average["validation_accuracy"], average["epochs"]
-    which = (f"the mean of the weights after epochs {epochs[0]}-{epochs[-1]}" if average["chosen"] == "average"
-             else "the best epoch, not the mean of the weights after epochs " f"{epochs[0]}-{epochs[-1]}")
-    return (f"\nThe weights are {which}: one view on validation, {scores['average']:.4f} for the mean against "
+    mean = f"the mean of the weights after epochs {epochs[0]}-{epochs[-1]}"
+    which = {"average": mean, "soup": f"the mean of {mean} and the weights this cycle started from (a soup)"}.get(
+        average["chosen"], f"the best epoch, not {mean}")
+    soup = f", {scores['soup']:.4f} for the soup" if "soup" in scores else ""
+    return (f"\nThe weights are {which}: one view on validation, {scores['average']:.4f} for the mean{soup} against "
             f"{scores['best_epoch']:.4f} for the best epoch.")
 
 

@@ -71,6 +71,10 @@ class TrainConfig:
     average_last: int = option(0, "also average the weights of the last N epochs (stochastic weight averaging); the "
                                   "mean, batch-norm statistics recomputed, replaces the best epoch if it scores "
                                   "higher on validation (0: off)")
+    soup: bool = option(False, "with --average-last and --init-from: also weigh the mean of the run's weight average "
+                               "and the weights it started from (a soup of the two, batch-norm statistics "
+                               "recomputed); whichever of best epoch, average and soup scores highest on "
+                               "validation is kept; may be given on --resume")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_fraction: float = option(0.1, "seeded, stratified validation slice of train (checkpoint selection)")
     seed: int = option(0, "seed of the validation slice, shuffling, augmentation and initial weights")
@@ -112,6 +116,9 @@ class TrainConfig:
         class_weights(np.arange(NUM_CLASSES), self.class_weight)  # parses JSON weights, names the bad ones
         if not 0 <= self.average_last <= self.epochs:
             raise ConfigError(f"--average-last {self.average_last}: use 0 (off) to --epochs ({self.epochs}).")
+        if self.soup and not (self.average_last and self.init_from):
+            raise ConfigError("--soup mixes the weight average with the starting weights: give --average-last "
+                              "and --init-from too.")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"--distill-weight {self.distill_weight}: use a share between 0 and 1.")
         if self.teacher:
@@ -298,7 +305,7 @@ def save_run_config(folder: Path, config: TrainConfig) -> None:
     (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
-AFTER_TRAINING = ("data", "zoo_dir", "tta", "export")
+AFTER_TRAINING = ("data", "zoo_dir", "tta", "export", "soup")
 """Options that change what happens once training is done (where the data is read from, where the entry goes,
 how it is scored), not what is trained: given on ``--resume``, they replace the saved ones (``--data`` only
 once every epoch is done: it would change what the remaining epochs train on)."""
@@ -568,29 +575,50 @@ def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> in
     return len(batches)
 
 
+KEPT = {"best_epoch": "best.keras", "average": "average.keras", "soup": "soup.keras"}
+"""What a run with --average-last may keep, and the file in its folder that holds it (the order breaks ties)."""
+
+
+def _mean_weights_model(architecture: str, weights: list[np.ndarray], images: np.ndarray):
+    """A network of ``architecture`` with ``weights`` (a mean of others'), its batch-norm statistics recomputed."""
+    from fer.models import build_model
+
+    model = build_model(architecture)
+    model.set_weights([w.astype(m.dtype) for w, m in zip(weights, model.get_weights())])
+    recompute_batch_norm(model, images)
+    return model
+
+
 def better_of_best_and_average(config: TrainConfig, dataset: Dataset, best):
     """``best`` (the best epoch) or the run's mean weights, whichever scores more validation faces right (the best
-    epoch on a tie); writes ``average.keras`` and the comparison to ``average.json`` in the run folder."""
+    epoch on a tie); with --soup also the mean of those and the weights the run started from (--init-from), kept
+    only where it scores more than both. Writes ``average.keras`` (and ``soup.keras``) and the comparison to
+    ``average.json`` in the run folder."""
     from fer.evaluation import evaluate_model
-    from fer.models import build_model
+    from fer.zoo import load_network
 
     run_dir = config.run_dir
     mean, epochs = read_average(run_dir / AVERAGE_FILE)
     if len(epochs) < 2:
         log.info("Weight average: %d epoch(s) averaged, nothing to compare", len(epochs))
         return best
-    averaged = build_model(config.architecture)
-    averaged.set_weights([m.astype(w.dtype) for m, w in zip(mean, averaged.get_weights())])
-    recompute_batch_norm(averaged, dataset.train.images)
-    averaged.save(run_dir / "average.keras")
-    scores = {"best_epoch": evaluate_model(best, dataset.val).accuracy,
-              "average": evaluate_model(averaged, dataset.val).accuracy}
-    chosen = "average" if scores["average"] > scores["best_epoch"] else "best_epoch"
+    candidates = {"best_epoch": best,
+                  "average": _mean_weights_model(config.architecture, mean, dataset.train.images)}
+    if config.soup:
+        start = load_network(config.init_from).get_weights()
+        candidates["soup"] = _mean_weights_model(config.architecture, [(m + s) / 2 for m, s in zip(mean, start)],
+                                                 dataset.train.images)
+    scores = {}
+    for name, model in candidates.items():
+        if name != "best_epoch":
+            model.save(run_dir / KEPT[name])
+        scores[name] = evaluate_model(model, dataset.val).accuracy
+    chosen = max(scores, key=lambda name: (scores[name], -list(KEPT).index(name)))
     record = {"epochs": [e + 1 for e in epochs], "validation_accuracy": scores, "chosen": chosen}
     (run_dir / AVERAGE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    log.info("Weight average of epochs %d-%d: validation %.4f against the best epoch's %.4f -> %s",
-             epochs[0] + 1, epochs[-1] + 1, scores["average"], scores["best_epoch"], chosen)
-    return averaged if chosen == "average" else best
+    log.info("Weight average of epochs %d-%d: validation %s -> %s", epochs[0] + 1, epochs[-1] + 1,
+             ", ".join(f"{name} {score:.4f}" for name, score in scores.items()), chosen)
+    return candidates[chosen]
 
 
 def describe_cpu() -> str:

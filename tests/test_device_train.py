@@ -480,7 +480,7 @@ def test_a_finished_runs_speed_is_recorded_beside_the_others_and_an_unfinished_o
 
 
 @pytest.mark.parametrize("option, value", [("init_from", "model_zoo/custom_cnn"), ("teacher", "ensemble"),
-                                           ("average_last", 5)])
+                                           ("average_last", 5), ("soup", True)])
 def test_options_the_device_trainer_does_not_implement_are_refused(option, value):
     import dataclasses
 

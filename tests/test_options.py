@@ -33,7 +33,7 @@ def test_every_field_reaches_the_command_line():
                    learning_rate=0.5, schedule="constant", warmup_epochs=2.0, weight_decay=0.1, label_smoothing=0.0,
                    class_weight="balanced", oversample=0.5, val_fraction=0.2, seed=3, weights="imagenet",
                    init_from="x.keras", strategy="mirrored", logical_cpus=2, tta="flip", zoo_dir="z", export=False,
-                   teacher="ensemble", teacher_zoo="t", distill_weight=0.7, average_last=2)
+                   teacher="ensemble", teacher_zoo="t", distill_weight=0.7, average_last=2, soup=True)
     augment = AugmentConfig(flip=False, rotation=1.0, shift=0.2, zoom=0.3, brightness=0.4, contrast=0.5)
     assert set(changed) | {"augment"} == {f.name for f in dataclasses.fields(TrainConfig)}, "test covers every field"
     config = TrainConfig(**changed, augment=augment)

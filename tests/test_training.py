@@ -455,6 +455,41 @@ def test_average_last_ships_the_better_of_the_mean_and_the_best_epoch_on_validat
         TrainConfig(epochs=3, average_last=4).validate()
 
 
+def test_soup_weighs_the_mean_of_the_average_and_the_start_and_keeps_the_best_on_validation(tmp_path, monkeypatch):
+    import fer.training
+    from fer.evaluation import evaluate_model
+    from fer.export import average_note
+    from fer.models import build_model
+    from fer.training import KEPT, read_average
+    from fer.zoo import load_network
+
+    data = _dataset(40, 8)
+    start = tmp_path / "start.keras"
+    build_model("custom_cnn").save(start)  # untrained: a soup with it is a model half way back to noise
+    config = TrainConfig(output=str(tmp_path), epochs=3, batch_size=16, warmup_epochs=0, average_last=2,
+                         init_from=str(start), soup=True)
+    soups = []  # the weights the soup candidate is built from
+    real = fer.training._mean_weights_model
+    monkeypatch.setattr(fer.training, "_mean_weights_model", lambda arch, w, images: soups.append(w) or real(arch, w, images))
+    model = fit(config, data)
+    run_dir = tmp_path / "custom_cnn"
+    record = json.loads((run_dir / "average.json").read_text())
+    scores = record["validation_accuracy"]
+    assert set(scores) == set(KEPT) and record["chosen"] == max(KEPT, key=lambda k: (scores[k], -list(KEPT).index(k)))
+    assert evaluate_model(model, data.val).accuracy == pytest.approx(scores[record["chosen"]])
+    mean, _ = read_average(run_dir / "average.npz")
+    begin = load_network(str(start)).get_weights()
+    kernel = next(i for i, w in enumerate(mean) if w.ndim == 4)  # the first convolution: no statistics to recompute
+    np.testing.assert_allclose(soups[1][kernel], (mean[kernel] + begin[kernel]) / 2)
+    np.testing.assert_allclose(load_network(str(run_dir / "soup.keras")).get_weights()[kernel],
+                               (mean[kernel] + begin[kernel]) / 2, atol=1e-6)
+    assert f"{scores['soup']:.4f} for the soup" in average_note({"weight_average": record})
+    chosen = average_note({"weight_average": {**record, "chosen": "soup"}})
+    assert "weights this cycle started from (a soup)" in chosen
+    with pytest.raises(ConfigError, match="--soup"):
+        TrainConfig(epochs=3, average_last=2, soup=True).validate()
+
+
 def test_a_run_logging_to_a_file_reports_each_tenth_of_an_epoch_with_the_time_left(caplog):
     from fer.training import _progress_log_class
 
