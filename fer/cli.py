@@ -239,6 +239,23 @@ def _zoo_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_soup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fer.soup import soup_entry
+    from fer.zoo import default_zoo_dir
+
+    zoo_dir = Path(args.zoo_dir) if args.zoo_dir else default_zoo_dir()
+    entry, record = soup_entry(args.name, args.partner, args.data, zoo_dir, Path(args.out) if args.out else None)
+    print(json.dumps(record, indent=2))
+    if entry is None:
+        print(f"The soup scored {record['validation_accuracy']['soup']:.4f} on validation against the entry's "
+              f"{record['validation_accuracy']['entry']:.4f}: not kept, {args.name} is unchanged.", file=sys.stderr)
+        return 1
+    print(f"Wrote {entry}", file=sys.stderr)
+    return 0
+
+
 def _calibration_summary(calibration) -> dict:
     """What ``zoo calibrate`` prints per model: temperature, threshold, and raw vs calibrated on each split."""
     out = {"temperature": calibration.temperature, "uncertain_threshold": calibration.uncertain_threshold}
@@ -424,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     zr.add_argument("--readme", default=None, metavar="PATH",
                     help="also replace the tables of this markdown file (e.g. README.md) by the ones printed")
     zr.set_defaults(func=_zoo_report)
+    zs = zoo_sub.add_parser("soup", help="average an entry's weights with other weights of its architecture (e.g. "
+                                         "the ones its cycle started from); kept only if validation accuracy rises")
+    zs.add_argument("name", help="zoo entry")
+    zs.add_argument("--with", dest="partner", required=True, metavar="MODEL",
+                    help="the other weights: a .keras file or zoo entry folder of the same architecture")
+    zs.add_argument("--data", required=True, help="the training data (batch-norm statistics, validation slice, test)")
+    zs.add_argument("--zoo-dir", default=None, help="the zoo holding NAME (default: $FER_ZOO_DIR or model_zoo/)")
+    zs.add_argument("--out", default=None, help="zoo folder the soup is written to (default: --zoo-dir, replacing NAME)")
+    zs.set_defaults(func=_zoo_soup)
     zt = zoo_sub.add_parser("export-tflite", help="export a model to TensorFlow Lite, kept only if accuracy holds")
     zt.add_argument("name", help="zoo entry (or ensemble)")
     zt.add_argument("--data", required=True, help="the training data: accuracy is compared on its validation slice")
@@ -432,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_TENSORFLOW = {"export-tflite", "calibrate"}  # evaluate, predict and video check their input first
+NEEDS_TENSORFLOW = {"export-tflite", "calibrate", "soup"}  # evaluate, predict and video check their input first
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,13 +120,14 @@ def save_network(network, path: Path) -> None:
 
 def export_entry(network, config: TrainConfig, test: EvaluationResult, val: EvaluationResult, run_dir: Path,
                  train_seconds: float, tta: str = "none", tta_validation: dict | None = None,
-                 calibration: Calibration | None = None, test_predictions=None) -> Path:
+                 calibration: Calibration | None = None, test_predictions=None, extra: dict | None = None) -> Path:
     """Write ``<zoo_dir>/<name>/`` atomically and return its path.
 
     ``network`` is the bare trained network; ``tta`` the test-time augmentation the zoo reader wraps it
     in (and that ``test`` and ``val`` were measured with); ``calibration`` (fer.calibration.fit on the raw
     scores of that model) is sealed to the saved weights here; ``test_predictions``, the predicted class of every
     test face in split order, is recorded (see prediction_record) so that a check can replay a sample of them.
+    ``extra`` is merged into metrics.json last (a soup keeps the record of the entry it was made from).
     """
     name = config.run_name
     zoo_dir = Path(config.zoo_dir)
@@ -167,6 +168,7 @@ def export_entry(network, config: TrainConfig, test: EvaluationResult, val: Eval
             metrics["weight_average"] = json.loads((run_dir / AVERAGE_RECORD).read_text())
         if device := device_run(run_dir):
             metrics["device_run"] = device
+        metrics.update(extra or {})
         if calibration is not None:
             metrics["calibration"] = calibration.sealed(metrics["sha256"]).to_dict()
             plot_entry_reliability(name, calibration, tmp / RELIABILITY_FILE)
@@ -383,8 +385,9 @@ def initial_run(init_from: str) -> dict:
         first = json.loads((folder / METRICS_FILE).read_text())
         run.update(epochs=first["epochs"], train_seconds=first["train_seconds"],
                    trained_on=first.get("trained_on", DEFAULT_HARDWARE))
-        if first.get("weight_average"):
-            run["weight_average"] = first["weight_average"]
+        for record in ("weight_average", "soup"):
+            if first.get(record):
+                run[record] = first[record]
         if first.get("init"):
             run["init"] = first["init"]
     elif (folder / "history.csv").is_file():  # a run folder that was never exported
@@ -395,26 +398,51 @@ def initial_run(init_from: str) -> dict:
 
 def _reproduce_model(config, metrics: dict) -> str:
     cycles = earlier_cycles(metrics)
+    soup = metrics.get("soup")
+    then = f", then `{soup_command(config.run_name, config.init_from or soup['with'])}`" if soup else ""
     if not cycles:
-        return f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`"
+        return f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`{then}"
     if any("config" not in cycle for cycle in cycles):
-        return (f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}` (a warm restart "
+        return (f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`{then} (a warm restart "
                 f"from `{metrics['init']['from']}`)")
-    configs, init_from = [], None
+    commands, init_from = [], None
     for k, cycle in enumerate(cycles, 1):
-        configs.append(TrainConfig.from_dict({**cycle["config"], "name": f"{config.run_name}_cycle{k}",
-                                              "init_from": init_from, "export": False}))
+        name = f"{config.run_name}_cycle{k}"
+        if cycle.get("soup"):  # exported, then souped with the weights it started from: the next starts there
+            cycle_config = TrainConfig.from_dict({**cycle["config"], "name": name, "init_from": init_from,
+                                                  "export": True, "zoo_dir": SOUP_CYCLES})
+            commands += [command_line(cycle_config, data="PATH/TO/fer2013") + f" --zoo-dir {SOUP_CYCLES}",
+                         soup_command(name, init_from, zoo_dir=SOUP_CYCLES)]
+            init_from = f"{SOUP_CYCLES}/{name}"
+            continue
+        commands.append(command_line(TrainConfig.from_dict({**cycle["config"], "name": name, "init_from": init_from,
+                                                            "export": False}), data="PATH/TO/fer2013"))
         kept = KEPT.get(cycle.get("weight_average", {}).get("chosen", "best_epoch"), KEPT["best_epoch"])
-        init_from = f"runs/{configs[-1].run_name}/{kept}"
-    configs.append(TrainConfig.from_dict({**config.to_dict(), "init_from": init_from}))
-    commands = "\n".join(command_line(c, data="PATH/TO/fer2013") for c in configs)
-    return f"""Reproduce the model: {len(configs)} cycles, each after the first a warm restart from the weights
-the one before kept (a new learning-rate cycle, shaped by the schedule its command sets; same
+        init_from = f"runs/{name}/{kept}"
+    commands.append(command_line(TrainConfig.from_dict({**config.to_dict(), "init_from": init_from}),
+                                 data="PATH/TO/fer2013"))
+    if soup:
+        commands.append(soup_command(config.run_name, init_from))
+    commands = "\n".join(commands)
+    soups = " (and a `zoo soup` where a cycle's weights were averaged with those it started from)" if (
+        soup or any(c.get("soup") for c in cycles)) else ""
+    return f"""Reproduce the model: {len(cycles) + 1} cycles, each after the first a warm restart from the weights
+the one before kept{soups} (a new learning-rate cycle, shaped by the schedule its command sets; same
 validation slice):
 
 ```bash
 {commands}
 ```"""
+
+
+SOUP_CYCLES = "runs/soup_cycles"
+"""Where a card's reproduce commands export an earlier cycle that was souped (fer.soup) before the next began."""
+
+
+def soup_command(name: str, partner: str, zoo_dir: str | None = None) -> str:
+    """The ``python -m fer zoo soup`` command that souped entry ``name`` with ``partner``."""
+    where = f" --zoo-dir {zoo_dir}" if zoo_dir else ""
+    return f"python -m fer zoo soup {name} --with {partner} --data PATH/TO/fer2013{where}"
 
 
 def _cycle_epochs(cycle: dict) -> str:
@@ -447,8 +475,18 @@ def selective_sentence(c: Calibration) -> str:
 
 def average_note(metrics: dict) -> str:
     """The card's sentence on --average-last: which weights shipped, and the validation scores that chose them."""
-    if not (average := metrics.get("weight_average")):
-        return ""
+    note = ""
+    if average := metrics.get("weight_average"):
+        note = _average_sentence(average)
+    if zoo_soup := metrics.get("soup"):
+        accuracy = zoo_soup["validation_accuracy"]
+        note += (f"{'' if note else chr(10)} Those weights were then averaged with the ones this cycle started from "
+                 f"(`python -m fer zoo soup`, batch-norm statistics recomputed): {accuracy['soup']:.4f} on validation "
+                 f"with test-time views against {accuracy['entry']:.4f}, so the soup is what this entry holds.")
+    return note
+
+
+def _average_sentence(average: dict) -> str:
     scores, epochs = average["validation_accuracy"], average["epochs"]
     mean = f"the mean of the weights after epochs {epochs[0]}-{epochs[-1]}"
     which = {"average": mean, "soup": f"the mean of {mean} and the weights this cycle started from (a soup)"}.get(

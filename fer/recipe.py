@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from fer import calibration
 from fer.data import load_dataset
 from fer.evaluation import evaluate_model, evaluate_scores, plot_history, predict_scores
 from fer.export import export_entry, round_to_stored_precision
+from fer.metrics import EvaluationResult
 from fer.models import architecture, with_tta
 from fer.training import TrainConfig, fit, prepare_run_dir, resumed_config, training_seconds
 from fer.zoo import push_entry
@@ -45,9 +49,30 @@ def run(config: TrainConfig, resume: bool = False, explicit: frozenset[str] = fr
     if config.export:  # score what the zoo will store, not the float32 network it is rounded from
         log.info("Weights rounded to half precision (the zoo's storage): %d arrays", round_to_stored_precision(network))
     history_csv = config.run_dir / "history.csv"
-    train_seconds = training_seconds(history_csv)
     plot_history(history_csv, config.run_dir / "training_curves.png")
+    evaluated = evaluate_network(network, config, dataset)
+    if not config.export:
+        return None
+    return export_evaluated(network, config, evaluated, config.run_dir, training_seconds(history_csv),
+                            push_to_hub=push_to_hub)
 
+
+@dataclass
+class Evaluated:
+    """A network as the zoo would serve it (``model``, with the test-time views chosen on validation), its
+    results on validation and test, and its calibration (fitted on validation; test only measured)."""
+
+    model: object
+    tta: str
+    tta_scores: dict
+    val: EvaluationResult
+    test: EvaluationResult
+    calibration: calibration.Calibration
+    test_predictions: np.ndarray
+
+
+def evaluate_network(network, config: TrainConfig, dataset) -> Evaluated:
+    """The recipe after training, up to the export: test-time views, evaluation, calibration."""
     model, tta_mode, tta_scores = choose_tta(network, dataset.val, config.tta,
                                              architecture(config.architecture).tta_modes)
     val_probs, test_probs = predict_scores(model, dataset.val.images), predict_scores(model, dataset.test.images)
@@ -61,11 +86,17 @@ def run(config: TrainConfig, resume: bool = False, explicit: frozenset[str] = fr
     log.info("Temperature %.4f: validation ECE %.4f -> %.4f, test ECE %.4f -> %.4f; uncertain below %.2f",
              fitted.temperature, fitted.validation.raw.ece, fitted.validation.calibrated.ece, fitted.test.raw.ece,
              fitted.test.calibrated.ece, fitted.uncertain_threshold)
-    if not config.export:
-        return None
-    entry_dir = export_entry(network, config, test_result, val_result, run_dir=config.run_dir,
-                             train_seconds=train_seconds, tta=tta_mode, tta_validation=tta_scores,
-                             calibration=fitted, test_predictions=test_probs.argmax(axis=1))
+    return Evaluated(model, tta_mode, tta_scores, val_result, test_result, fitted, test_probs.argmax(axis=1))
+
+
+def export_evaluated(network, config: TrainConfig, evaluated: Evaluated, run_dir: Path, train_seconds: float,
+                     push_to_hub: str | None = None, extra: dict | None = None) -> Path:
+    """``network`` (rounded to the zoo's storage already) as ``config``'s zoo entry, with what ``evaluated``
+    measured, ``run_dir``'s history and curves, and ``extra`` in its metrics."""
+    entry_dir = export_entry(network, config, evaluated.test, evaluated.val, run_dir=run_dir,
+                             train_seconds=train_seconds, tta=evaluated.tta, tta_validation=evaluated.tta_scores,
+                             calibration=evaluated.calibration, test_predictions=evaluated.test_predictions,
+                             extra=extra)
     log.info("Exported zoo entry %s", entry_dir)
     if push_to_hub:
         info = push_entry(config.run_name, push_to_hub, zoo_dir=Path(config.zoo_dir))

@@ -426,10 +426,15 @@ def load_initial_weights(model, source: str) -> str:
     except ValueError as e:
         raise TrainingError(f"--init-from {source}: its weights do not fit {model.name} ({e}).") from None
     log.info("Initial weights from %s", source)
-    fingerprint = hashlib.sha256()
+    return weights_fingerprint(weights)
+
+
+def weights_fingerprint(weights: list[np.ndarray]) -> str:
+    """A sha256 of a network's weight arrays, in order."""
+    digest = hashlib.sha256()
     for array in weights:
-        fingerprint.update(np.ascontiguousarray(array).tobytes())
-    return fingerprint.hexdigest()
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def stream_seed(seed: int, start: str | None, epochs_done: int) -> int:
