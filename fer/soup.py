@@ -29,14 +29,26 @@ KEPT_RECORDS = ("init", "weight_average")
 """What an entry's metrics.json says of how it was trained, carried over to its soup unchanged."""
 
 
+def make_soup(network, other, train_images: np.ndarray):
+    """The mean of two networks' weights (one architecture) as the zoo would store it: batch-norm statistics
+    recomputed over ``train_images``, weights rounded to half precision."""
+    from fer.export import round_to_stored_precision
+    from fer.training import _mean_weights_model
+
+    mean = [(a.astype(np.float64) + b) / 2 for a, b in zip(network.get_weights(), other.get_weights())]
+    soup = _mean_weights_model(network.name, mean, train_images)
+    log.info("Weights rounded to half precision (the zoo's storage): %d arrays", round_to_stored_precision(soup))
+    return soup
+
+
 def soup_entry(name: str, partner: str, data: str, zoo_dir: Path, out_dir: Path | None = None) -> tuple[Path | None, dict]:
     """The soup of zoo entry ``name`` and ``partner`` (a .keras file or zoo entry of the same architecture),
     exported as ``name`` to ``out_dir`` (default: ``zoo_dir``, replacing the entry) only if it beats the entry
     on validation. Returns (the entry written or None, the record of the comparison)."""
     from fer.data import load_dataset
-    from fer.export import METRICS_FILE, round_to_stored_precision
+    from fer.export import METRICS_FILE
     from fer.recipe import evaluate_network, export_evaluated
-    from fer.training import HARDWARE_FILE, _mean_weights_model, load_run_config, weights_fingerprint
+    from fer.training import HARDWARE_FILE, load_run_config, weights_fingerprint
     from fer.zoo import load_network
 
     entry = zoo_dir / name
@@ -51,10 +63,8 @@ def soup_entry(name: str, partner: str, data: str, zoo_dir: Path, out_dir: Path 
                        "of one architecture.")
     dataset = load_dataset(data, val_fraction=config.val_fraction, seed=config.seed)
     log.info("Data:\n%s", dataset.summary())
-    ours, theirs = shipped.get_weights(), other.get_weights()
-    soup = _mean_weights_model(config.architecture, [(a.astype(np.float64) + b) / 2 for a, b in zip(ours, theirs)],
-                               dataset.train.images)
-    log.info("Weights rounded to half precision (the zoo's storage): %d arrays", round_to_stored_precision(soup))
+    theirs = other.get_weights()
+    soup = make_soup(shipped, other, dataset.train.images)
     config = dataclasses.replace(config, data=data, tta="auto", zoo_dir=str(out_dir or zoo_dir), export=True)
     evaluated = evaluate_network(soup, config, dataset)
     record = {"with": partner, "with_sha256": weights_fingerprint(theirs), "entry_sha256": metrics["sha256"],
