@@ -424,11 +424,11 @@ def _reproduce_model(config, metrics: dict) -> str:
     if soup:
         commands.append(soup_command(config.run_name, init_from))
     commands = "\n".join(commands)
-    soups = " (and a `zoo soup` where a cycle's weights were averaged with those it started from)" if (
+    soups = "; `python -m fer zoo soup` averages a cycle's weights with those it started from" if (
         soup or any(c.get("soup") for c in cycles)) else ""
     return f"""Reproduce the model: {len(cycles) + 1} cycles, each after the first a warm restart from the weights
-the one before kept{soups} (a new learning-rate cycle, shaped by the schedule its command sets; same
-validation slice):
+the one before kept (a new learning-rate cycle, shaped by the schedule its command sets; same
+validation slice){soups}:
 
 ```bash
 {commands}

@@ -105,4 +105,4 @@ def test_the_card_reproduces_a_soup_after_the_cycle_it_mixes(souped_cycle):
         start = "runs/custom_cnn_cycle2/best.keras"
     assert lines[-2].endswith(f"--init-from {start}") and len(lines) == 4 + souped_cycle
     assert lines[-1] == f"python -m fer zoo soup custom_cnn --with {start} --data PATH/TO/fer2013"
-    assert "3 cycles" in text and "`zoo soup`" in text
+    assert "3 cycles" in text and "`python -m fer zoo soup` averages a cycle's weights" in text
