@@ -33,10 +33,10 @@ def make_soup(network, other, train_images: np.ndarray):
     """The mean of two networks' weights (one architecture) as the zoo would store it: batch-norm statistics
     recomputed over ``train_images``, weights rounded to half precision."""
     from fer.export import round_to_stored_precision
-    from fer.training import _mean_weights_model
+    from fer.training import mean_weights_model
 
     mean = [(a.astype(np.float64) + b) / 2 for a, b in zip(network.get_weights(), other.get_weights())]
-    soup = _mean_weights_model(network.name, mean, train_images)
+    soup = mean_weights_model(network.name, mean, train_images)
     log.info("Weights rounded to half precision (the zoo's storage): %d arrays", round_to_stored_precision(soup))
     return soup
 

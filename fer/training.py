@@ -584,7 +584,7 @@ KEPT = {"best_epoch": "best.keras", "average": "average.keras", "soup": "soup.ke
 """What a run with --average-last may keep, and the file in its folder that holds it (the order breaks ties)."""
 
 
-def _mean_weights_model(architecture: str, weights: list[np.ndarray], images: np.ndarray):
+def mean_weights_model(architecture: str, weights: list[np.ndarray], images: np.ndarray):
     """A network of ``architecture`` with ``weights`` (a mean of others'), its batch-norm statistics recomputed."""
     from fer.models import build_model
 
@@ -608,10 +608,10 @@ def better_of_best_and_average(config: TrainConfig, dataset: Dataset, best):
         log.info("Weight average: %d epoch(s) averaged, nothing to compare", len(epochs))
         return best
     candidates = {"best_epoch": best,
-                  "average": _mean_weights_model(config.architecture, mean, dataset.train.images)}
+                  "average": mean_weights_model(config.architecture, mean, dataset.train.images)}
     if config.soup:
         start = load_network(config.init_from).get_weights()
-        candidates["soup"] = _mean_weights_model(config.architecture, [(m + s) / 2 for m, s in zip(mean, start)],
+        candidates["soup"] = mean_weights_model(config.architecture, [(m + s) / 2 for m, s in zip(mean, start)],
                                                  dataset.train.images)
     scores = {}
     for name, model in candidates.items():

@@ -469,8 +469,8 @@ def test_soup_weighs_the_mean_of_the_average_and_the_start_and_keeps_the_best_on
     config = TrainConfig(output=str(tmp_path), epochs=3, batch_size=16, warmup_epochs=0, average_last=2,
                          init_from=str(start), soup=True)
     soups = []  # the weights the soup candidate is built from
-    real = fer.training._mean_weights_model
-    monkeypatch.setattr(fer.training, "_mean_weights_model", lambda arch, w, images: soups.append(w) or real(arch, w, images))
+    real = fer.training.mean_weights_model
+    monkeypatch.setattr(fer.training, "mean_weights_model", lambda arch, w, images: soups.append(w) or real(arch, w, images))
     model = fit(config, data)
     run_dir = tmp_path / "custom_cnn"
     record = json.loads((run_dir / "average.json").read_text())
