@@ -445,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the ones its cycle started from); kept only if validation accuracy rises")
     zs.add_argument("name", help="zoo entry")
     zs.add_argument("--with", dest="partner", required=True, metavar="MODEL",
-                    help="the other weights: a .keras file or zoo entry folder of the same architecture")
+                    help="the other weights: a .keras file or zoo entry folder of the same architecture, normally "
+                         "the ones the entry's last cycle started from (its card's reproduce command says so)")
     zs.add_argument("--data", required=True, help="the training data (batch-norm statistics, validation slice, test)")
     zs.add_argument("--zoo-dir", default=None, help="the zoo holding NAME (default: $FER_ZOO_DIR or model_zoo/)")
     zs.add_argument("--out", default=None, help="zoo folder the soup is written to (default: --zoo-dir, replacing NAME)")

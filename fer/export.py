@@ -399,7 +399,7 @@ def initial_run(init_from: str) -> dict:
 def _reproduce_model(config, metrics: dict) -> str:
     cycles = earlier_cycles(metrics)
     soup = metrics.get("soup")
-    then = f", then `{soup_command(config.run_name, config.init_from or soup['with'])}`" if soup else ""
+    then = f", then `{soup_command(config.run_name, soup['with'])}`" if soup else ""
     if not cycles:
         return f"Reproduce the model: `{command_line(config, data='PATH/TO/fer2013')}`{then}"
     if any("config" not in cycle for cycle in cycles):
@@ -412,7 +412,7 @@ def _reproduce_model(config, metrics: dict) -> str:
             cycle_config = TrainConfig.from_dict({**cycle["config"], "name": name, "init_from": init_from,
                                                   "export": True, "zoo_dir": SOUP_CYCLES})
             commands += [command_line(cycle_config, data="PATH/TO/fer2013") + f" --zoo-dir {SOUP_CYCLES}",
-                         soup_command(name, init_from, zoo_dir=SOUP_CYCLES)]
+                         soup_command(name, init_from or cycle["soup"]["with"], zoo_dir=SOUP_CYCLES)]
             init_from = f"{SOUP_CYCLES}/{name}"
             continue
         commands.append(command_line(TrainConfig.from_dict({**cycle["config"], "name": name, "init_from": init_from,
@@ -424,7 +424,8 @@ def _reproduce_model(config, metrics: dict) -> str:
     if soup:
         commands.append(soup_command(config.run_name, init_from))
     commands = "\n".join(commands)
-    soups = "; `python -m fer zoo soup` averages a cycle's weights with those it started from" if (
+    soups = ("; `python -m fer zoo soup` averages a cycle's weights with those it started from (the weights "
+             "its `--with` names were recorded by their sha256 in `metrics.json`)") if (
         soup or any(c.get("soup") for c in cycles)) else ""
     return f"""Reproduce the model: {len(cycles) + 1} cycles, each after the first a warm restart from the weights
 the one before kept (a new learning-rate cycle, shaped by the schedule its command sets; same
@@ -480,16 +481,17 @@ def average_note(metrics: dict) -> str:
         note = _average_sentence(average)
     if zoo_soup := metrics.get("soup"):
         accuracy = zoo_soup["validation_accuracy"]
-        note += (f"{'' if note else chr(10)} Those weights were then averaged with the ones this cycle started from "
-                 f"(`python -m fer zoo soup`, batch-norm statistics recomputed): {accuracy['soup']:.4f} on validation "
-                 f"with test-time views against {accuracy['entry']:.4f}, so the soup is what this entry holds.")
+        note += (f"{' ' if note else chr(10)}The entry's weights were then averaged with `{zoo_soup['with']}` (weights "
+                 f"sha256 {zoo_soup['with_sha256'][:12]}..., meant to be the ones this cycle started from; `python -m "
+                 f"fer zoo soup`, batch-norm statistics recomputed): {accuracy['soup']:.4f} on validation with "
+                 f"test-time views against {accuracy['entry']:.4f}, so the soup is what this entry holds.")
     return note
 
 
 def _average_sentence(average: dict) -> str:
     scores, epochs = average["validation_accuracy"], average["epochs"]
     mean = f"the mean of the weights after epochs {epochs[0]}-{epochs[-1]}"
-    which = {"average": mean, "soup": f"the mean of {mean} and the weights this cycle started from (a soup)"}.get(
+    which = {"average": mean, "soup": f"a soup: {mean}, averaged with the weights this cycle started from"}.get(
         average["chosen"], f"the best epoch, not {mean}")
     soup = f", {scores['soup']:.4f} for the soup" if "soup" in scores else ""
     return (f"\nThe weights are {which}: one view on validation, {scores['average']:.4f} for the mean{soup} against "

@@ -2,9 +2,9 @@
 
     python -m fer zoo soup custom_cnn --with runs/custom_cnn_cycle3/best.keras --data ../shared/fer2013
 
-Each weight-averaging cycle of this zoo starts from the entry shipped before it: the mean of the two (Wortsman
-et al., 2022, "model soups"; batch-norm statistics recomputed over the training faces, as ``train.py --soup``
-does for a cycle it trains) sits between two averages near one minimum. The soup is scored as the zoo serves
+Each warm-restart cycle of this zoo starts from the entry shipped before it, and both lie near one minimum: the
+mean of the two (Wortsman et al., 2022, "model soups"; batch-norm statistics recomputed over the training faces,
+as ``train.py --soup`` does for a cycle it trains) can sit nearer its centre than either. The soup is scored as the zoo serves
 an entry (half precision, test-time views chosen on the entry's validation slice), and replaces the entry only
 if its validation accuracy with those views beats the entry's: the rule every cycle is shipped by. The test
 split is measured for the card, and decides nothing.
@@ -25,8 +25,9 @@ from fer.errors import ZooError
 
 log = logging.getLogger(__name__)
 
-KEPT_RECORDS = ("init", "weight_average")
-"""What an entry's metrics.json says of how it was trained, carried over to its soup unchanged."""
+KEPT_RECORDS = ("init", "weight_average", "device_run", "latency_ms", "latency_on")
+"""What an entry's metrics.json says of how it was trained (and its cost per face, which a network of the same
+architecture shares), carried over to its soup unchanged."""
 
 
 def make_soup(network, other, train_images: np.ndarray):
@@ -56,6 +57,9 @@ def soup_entry(name: str, partner: str, data: str, zoo_dir: Path, out_dir: Path 
         raise ZooError(f"No zoo entry named {name!r} in {zoo_dir}: soup one of the entries `python -m fer zoo "
                        "list` shows.")
     metrics = json.loads((entry / METRICS_FILE).read_text())
+    if "soup" in metrics:
+        raise ZooError(f"{name} is a soup already (with {metrics['soup']['with']}); its card reproduces one soup: "
+                       "train a cycle from it and soup that instead.")
     config = load_run_config(entry)
     shipped, other = load_network(str(entry)), load_network(partner)
     if other.name != shipped.name:
@@ -65,7 +69,9 @@ def soup_entry(name: str, partner: str, data: str, zoo_dir: Path, out_dir: Path 
     log.info("Data:\n%s", dataset.summary())
     theirs = other.get_weights()
     soup = make_soup(shipped, other, dataset.train.images)
-    config = dataclasses.replace(config, data=data, tta="auto", zoo_dir=str(out_dir or zoo_dir), export=True)
+    # Named as the entry it replaces, with the views chosen as the entry's were (auto unless the run fixed them).
+    config = dataclasses.replace(config, name=config.name if config.run_name == name else name, data=data,
+                                 zoo_dir=str(out_dir or zoo_dir), export=True)
     evaluated = evaluate_network(soup, config, dataset)
     record = {"with": partner, "with_sha256": weights_fingerprint(theirs), "entry_sha256": metrics["sha256"],
               "validation_accuracy": {"entry": metrics["validation"]["accuracy"], "soup": evaluated.val.accuracy},

@@ -580,6 +580,9 @@ def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> in
     return len(batches)
 
 
+START_FILE = "start_fingerprint.txt"
+"""In a warm restart's run folder: the sha256 of the weights it started from (weights_fingerprint)."""
+
 KEPT = {"best_epoch": "best.keras", "average": "average.keras", "soup": "soup.keras"}
 """What a run with --average-last may keep, and the file in its folder that holds it (the order breaks ties)."""
 
@@ -611,6 +614,10 @@ def better_of_best_and_average(config: TrainConfig, dataset: Dataset, best):
                   "average": mean_weights_model(config.architecture, mean, dataset.train.images)}
     if config.soup:
         start = load_network(config.init_from).get_weights()
+        recorded = (run_dir / START_FILE).read_text().strip() if (run_dir / START_FILE).exists() else None
+        if recorded and weights_fingerprint(start) != recorded:
+            raise TrainingError(f"--soup: {config.init_from} no longer holds the weights this run started from "
+                                "(replaced by an export since?): soup with those weights by `python -m fer zoo soup`.")
         candidates["soup"] = mean_weights_model(config.architecture, [(m + s) / 2 for m, s in zip(mean, start)],
                                                  dataset.train.images)
     scores = {}
@@ -675,7 +682,7 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:  # a fresh run never inherits a stale backup or history
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
-        for stale in ("history.csv", AVERAGE_FILE, AVERAGE_RECORD, "average.keras"):
+        for stale in ("history.csv", AVERAGE_FILE, AVERAGE_RECORD, "average.keras", "soup.keras", START_FILE):
             (run_dir / stale).unlink(missing_ok=True)
     elif (done := epochs_done(run_dir / "history.csv")) >= config.epochs and (run_dir / "best.keras").exists():
         # A finished run (trained elsewhere, say, and copied here without its backup): evaluate and export it.
@@ -691,6 +698,8 @@ def fit(config: TrainConfig, dataset: Dataset, resume: bool = False):
     with scope():  # variables (weights, optimizer slots) live on every replica
         model = build_model(config.architecture, weights=config.weights)
         start = load_initial_weights(model, config.init_from) if config.init_from else None
+    if start and not (run_dir / START_FILE).exists():  # what --soup checks the starting weights against
+        (run_dir / START_FILE).write_text(start + "\n")
     stream = stream_seed(config.seed, start, epochs_done(run_dir / "history.csv") if resume else 0)
     keras.utils.set_random_seed(stream)  # the augmenter's layers draw their seeds from it
     augmenter = build_augmenter(config.augment)

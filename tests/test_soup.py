@@ -56,6 +56,7 @@ def test_a_soup_that_beats_the_entry_on_validation_replaces_it_with_its_record(f
     assert metrics["soup"] == record and metrics["validation"]["accuracy"] == record["validation_accuracy"]["soup"]
     assert metrics["weight_average"] == WEIGHT_AVERAGE, "the entry's training record is the soup's"
     assert (metrics["epochs"], metrics["train_seconds"]) == (before["epochs"], before["train_seconds"]) == (3, 30)
+    assert (metrics["latency_ms"], metrics["latency_on"]) == (before["latency_ms"], before["latency_on"])
     kernel = next(i for i, w in enumerate(ours) if w.ndim == 4)  # a convolution: nothing recomputed in it
     np.testing.assert_array_equal(load_network(str(entry.path)).get_weights()[kernel],
                                   _stored(((ours[kernel].astype(np.float64) + theirs[kernel]) / 2).astype(np.float32)))
@@ -63,6 +64,9 @@ def test_a_soup_that_beats_the_entry_on_validation_replaces_it_with_its_record(f
     assert f"python -m fer zoo soup alpha --with {partner} --data PATH/TO/fer2013" in card
     assert f"{record['validation_accuracy']['soup']:.4f} on validation with test-time views against 0.0000" in card
     assert (zoo / "alpha" / "metrics.json").read_text() == json.dumps(before, indent=2) + "\n", "--out: left alone"
+    status, out = fer_command("zoo", "soup", "alpha", "--with", str(partner), "--data", str(synthetic_folders),
+                              "--zoo-dir", str(tmp_path / "souped"))
+    assert status == 2 and "alpha is a soup already" in out.err, "a second soup would drop the first from the card"
 
 
 def test_a_soup_that_does_not_beat_the_entry_leaves_it_unchanged(fer_command, synthetic_folders, tmp_path):
@@ -106,3 +110,15 @@ def test_the_card_reproduces_a_soup_after_the_cycle_it_mixes(souped_cycle):
     assert lines[-2].endswith(f"--init-from {start}") and len(lines) == 4 + souped_cycle
     assert lines[-1] == f"python -m fer zoo soup custom_cnn --with {start} --data PATH/TO/fer2013"
     assert "3 cycles" in text and "`python -m fer zoo soup` averages a cycle's weights" in text
+
+
+def test_the_card_starts_the_next_cycle_from_the_soup_train_py_kept():
+    from fer.export import _reproduce_model
+    from fer.training import TrainConfig
+
+    kept_soup = {"epochs": [2, 3], "validation_accuracy": {"best_epoch": 0.5, "average": 0.6, "soup": 0.7},
+                 "chosen": "soup"}
+    cycle = {"from": "model_zoo/custom_cnn", "config": TrainConfig(epochs=3, average_last=2).to_dict(), "epochs": 3,
+             "weight_average": kept_soup}
+    text = _reproduce_model(TrainConfig(init_from="model_zoo/custom_cnn", epochs=5), {"init": cycle})
+    assert "--init-from runs/custom_cnn_cycle1/soup.keras" in text

@@ -485,9 +485,42 @@ def test_soup_weighs_the_mean_of_the_average_and_the_start_and_keeps_the_best_on
                                (mean[kernel] + begin[kernel]) / 2, atol=1e-6)
     assert f"{scores['soup']:.4f} for the soup" in average_note({"weight_average": record})
     chosen = average_note({"weight_average": {**record, "chosen": "soup"}})
-    assert "weights this cycle started from (a soup)" in chosen
+    assert "a soup: the mean of the weights after epochs 2-3, averaged with the weights this cycle started from" in chosen
     with pytest.raises(ConfigError, match="--soup"):
         TrainConfig(epochs=3, average_last=2, soup=True).validate()
+
+
+def test_a_soup_that_scores_highest_is_what_the_run_returns_and_a_changed_start_is_refused(tmp_path, monkeypatch):
+    import fer.evaluation
+    import fer.training
+    from fer.models import build_model
+    from fer.training import START_FILE, better_of_best_and_average
+
+    data = _dataset(40, 8)
+    start = tmp_path / "start.keras"
+    build_model("custom_cnn").save(start)
+    config = TrainConfig(output=str(tmp_path), epochs=2, batch_size=16, warmup_epochs=0, average_last=2,
+                         init_from=str(start), soup=True)
+    made = []
+    real = fer.training.mean_weights_model
+    monkeypatch.setattr(fer.training, "mean_weights_model", lambda *a: made.append(real(*a)) or made[-1])
+    fit(config, data)  # average, then soup
+    run_dir = tmp_path / "custom_cnn"
+    best = build_model("custom_cnn")
+
+    class Scored:
+        def __init__(self, accuracy):
+            self.accuracy = accuracy
+
+    made.clear()
+    monkeypatch.setattr(fer.evaluation, "evaluate_model", lambda model, split: Scored(0.9 if model is made[-1] else 0.1))
+    assert better_of_best_and_average(config, data, best) is made[1]  # the soup, built second
+    assert json.loads((run_dir / "average.json").read_text())["chosen"] == "soup"
+
+    build_model("custom_cnn").save(start)  # other weights where the run's start was: no soup can be made of them
+    assert (run_dir / START_FILE).exists()
+    with pytest.raises(TrainingError, match="no longer holds the weights this run started from"):
+        better_of_best_and_average(config, data, best)
 
 
 def test_a_run_logging_to_a_file_reports_each_tenth_of_an_epoch_with_the_time_left(caplog):
